@@ -1,0 +1,34 @@
+"""Errors that bnn_tf raises for bad input: each names the problem and the fix."""
+
+from __future__ import annotations
+
+
+class BnnTfError(Exception):
+    """Base class: a user-facing error whose message says what to do.
+
+    The CLI prints these as one line (no traceback) and exits with status 2.
+    """
+
+
+class DataNotFoundError(BnnTfError, FileNotFoundError):
+    """No source for a data set could be found or downloaded."""
+
+
+class InvalidModelFileError(BnnTfError, ValueError):
+    """A file given as a Keras model is missing or not a Keras model."""
+
+
+class InvalidTfliteError(BnnTfError, ValueError):
+    """A file or byte string given as a TFLite model is not a valid flatbuffer."""
+
+
+class ResumeMismatchError(BnnTfError, ValueError):
+    """An output folder holds a run whose settings differ from the ones asked for."""
+
+
+class ConfigError(BnnTfError, ValueError):
+    """An argument or setting is out of range or unknown."""
+
+
+class InvalidDataError(BnnTfError, ValueError):
+    """A data file exists but is not in the expected format (corrupt or wrong file)."""

@@ -1,0 +1,350 @@
+"""Training loop: Bop + Adam, per-epoch checkpoints, resume, history and plot.
+
+`train(config, out_dir)` is what `bnn-tf train` runs; `fit(model, ...)` is
+the reusable part for your own models. Both leave in `out_dir`:
+
+- `model.keras`: the trained model (loadable after `import bnn_tf`);
+- `history.json`: one record per epoch (losses, accuracies, learning rate, seconds);
+- `curves.png`: loss/accuracy curves;
+- `run.json`: the configuration, so a second run can resume or refuse to mix runs;
+- `backup/`: the checkpoint of the last finished epoch (deleted on success).
+
+Re-running the same command after an interruption resumes from the last
+finished epoch, weights and optimizer state included (Keras' `BackupAndRestore`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+from bnn_tf import atomic, data, optimizers
+from bnn_tf.errors import ConfigError, ResumeMismatchError
+from bnn_tf.plotting import plot_history
+
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.json"
+CURVES_FILE = "curves.png"
+RUN_FILE = "run.json"
+SUMMARY_FILE = "train_summary.json"
+BACKUP_DIR = "backup"
+
+
+def loss_fn() -> tf.keras.losses.Loss:
+    """Cross-entropy on logits, mean over the batch (Bop's γ/τ assume a mean)."""
+    return tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def compile_model(
+    model: tf.keras.Model,
+    *,
+    optimizer: tf.keras.optimizers.Optimizer | None = None,
+    steps_per_epoch: int | None = None,
+    epochs: int | None = None,
+    bop: optimizers.BopAdamConfig | None = None,
+    optimizer_config: optimizers.OptimizerConfig | None = None,
+) -> tf.keras.Model:
+    """Compile with Bop + Adam (cosine-decayed learning rate) unless `optimizer` is given.
+
+    `optimizer_config` (bop, bop2 or adam, with γ/τ/learning-rate schedules) takes
+    precedence over `bop`. Contradictory set-ups (e.g. a Bop-trained kernel with
+    a weight clip) raise an `optimizers.SetupWarning`.
+    """
+    if optimizer is None and optimizer_config is not None:
+        optimizer = optimizers.make_optimizer(
+            optimizer_config, steps_per_epoch=steps_per_epoch or 1, epochs=epochs or 1
+        )
+    if optimizer is None:
+        bop = bop or optimizers.BopAdamConfig()
+        lr: Any = bop.learning_rate
+        if steps_per_epoch and epochs:
+            lr = tf.keras.optimizers.schedules.CosineDecay(bop.learning_rate, steps_per_epoch * epochs)
+        optimizer = optimizers.bop_adam(threshold=bop.threshold, gamma=bop.gamma, learning_rate=lr)
+    model.compile(optimizer=optimizer, loss=loss_fn(), metrics=["accuracy"])
+    optimizers.check_setup(model, optimizer)
+    return model
+
+
+class HistoryWriter(tf.keras.callbacks.Callback):
+    """Write `history.json` and `curves.png` after every epoch (atomically).
+
+    Records are indexed by epoch, so after a resume the restarted epochs
+    overwrite what an interrupted run had written past the last checkpoint.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike[str], *, title: str = "", plot: bool = True):
+        super().__init__()
+        self.out_dir = Path(out_dir)
+        self.title = title
+        self.plot = plot
+        self.records: list[dict] = []
+        self._epoch_start = 0.0
+
+    def on_train_begin(self, logs=None):
+        path = self.out_dir / HISTORY_FILE
+        if path.exists():
+            self.records = json.loads(path.read_text())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        record: dict[str, Any] = {"epoch": epoch + 1}
+        record.update({k: float(v) for k, v in (logs or {}).items()})
+        record["seconds"] = round(time.perf_counter() - self._epoch_start, 2)
+        lr = _current_learning_rate(self.model.optimizer)
+        if lr is not None:
+            record["learning_rate"] = lr
+        self.records = self.records[:epoch] + [record]
+        atomic.write_json(self.out_dir / HISTORY_FILE, self.records)
+        if self.plot:
+            plot_history(self.records, self.out_dir / CURVES_FILE, title=self.title)
+
+
+def _current_learning_rate(optimizer) -> float | None:
+    # CaseOptimizer keeps the latent-weight optimizer as its default.
+    inner = getattr(optimizer, "default", None) or getattr(
+        optimizer, "default_optimizer", optimizer
+    )
+    lr = getattr(inner, "learning_rate", None) or getattr(inner, "lr", None)
+    if lr is None:
+        return None
+    if isinstance(lr, tf.keras.optimizers.schedules.LearningRateSchedule):
+        lr = lr(inner.iterations)
+    try:
+        return float(tf.keras.backend.get_value(lr))
+    except (TypeError, ValueError):
+        return None
+
+
+def fit(
+    model: tf.keras.Model,
+    train_data: tf.data.Dataset,
+    *,
+    epochs: int,
+    out_dir: str | os.PathLike[str],
+    validation_data: tf.data.Dataset | None = None,
+    callbacks: list[tf.keras.callbacks.Callback] | None = None,
+    verbose: int | str = "auto",
+    plot: bool = True,
+) -> list[dict]:
+    """`model.fit` with checkpoint-per-epoch, resume, history.json and curves.png.
+
+    The model must be compiled. If `out_dir/backup` holds a checkpoint from an
+    interrupted run, training resumes after its last finished epoch.
+
+    Returns:
+        The per-epoch history records (also in `out_dir/history.json`).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    writer = HistoryWriter(out, title=model.name, plot=plot)
+    all_callbacks = [
+        tf.keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR)),
+        # Before the writer, so what they add to `logs` (flip ratios, γ, τ) is recorded.
+        *(callbacks or []),
+        writer,
+    ]
+    if verbose == "auto":
+        # A live progress bar on a terminal; one line per epoch in logs and CI.
+        verbose = 1 if sys.stdout.isatty() else 2
+    model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=epochs,
+        callbacks=all_callbacks,
+        verbose=verbose,
+    )
+    return writer.records
+
+
+def resume_epoch(out_dir: str | os.PathLike[str]) -> int:
+    """How many epochs an interrupted run in `out_dir` had finished (0 if none)."""
+    path = Path(out_dir) / HISTORY_FILE
+    if not (Path(out_dir) / BACKUP_DIR).exists() or not path.exists():
+        return 0
+    return len(json.loads(path.read_text()))
+
+
+@dataclass
+class TrainConfig:
+    """Everything `bnn-tf train` needs; saved to `run.json` for resuming."""
+
+    model: str
+    dataset: str = "fashion_mnist"
+    epochs: int = 8
+    batch_size: int = 128
+    limit_train: int | None = None
+    augment: bool = False
+    seed: int = 0
+    bop_threshold: float = optimizers.BopAdamConfig.threshold
+    bop_gamma: float = optimizers.BopAdamConfig.gamma
+    learning_rate: float = optimizers.BopAdamConfig.learning_rate
+    model_kwargs: dict = field(default_factory=dict)
+    # None keeps run.json of older runs comparable (see _check_resume).
+    optimizer: str | None = None  # bop (default), bop2, adam
+    recipe: str | None = None  # a name from bnn_tf.recipes.RECIPES
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be ≥ 1 (got {getattr(self, name)}).")
+        if self.limit_train is not None and self.limit_train < 1:
+            raise ConfigError(f"limit_train must be ≥ 1 (got {self.limit_train}).")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Settings that may change between an interrupted run and its resume.
+_RESUMABLE_CHANGES = {"epochs"}
+
+
+def _check_resume(out: Path, config: TrainConfig) -> str:
+    """Classify `out`: "fresh", "resume" (unfinished, same settings) or "finished".
+
+    Raises:
+        ResumeMismatchError: `out` holds a run with other settings; nothing is overwritten.
+    """
+    path = out / RUN_FILE
+    if not path.exists():
+        return "fresh"
+    previous = json.loads(path.read_text()).get("config", {})
+    current = config.to_dict()
+    finished = (out / SUMMARY_FILE).exists() and (out / MODEL_FILE).exists()
+    ignored = set() if finished else _RESUMABLE_CHANGES
+    diffs = [
+        f"{k}: {previous.get(k)!r} → {current[k]!r}"
+        for k in current
+        if k not in ignored and previous.get(k) != current[k]
+    ]
+    if diffs:
+        state = "a finished run" if finished else "an unfinished run"
+        raise ResumeMismatchError(
+            f"{out} holds {state} with different settings ({'; '.join(diffs)}). Nothing was "
+            "overwritten. Fix: rerun with the same settings, or choose another --out."
+        )
+    return "finished" if finished else "resume"
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    splits: data.Splits | None = None,
+    verbose: int | str = "auto",
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Build the zoo model `config.model`, train it, evaluate it, save everything.
+
+    Returns:
+        A summary dict (also written to `out_dir/train_summary.json`) with the
+        test accuracy, epochs, wall time and the paths written.
+    """
+    from bnn_tf import models as zoo  # the zoo sits above training in the layer cake
+
+    if config.recipe is not None:
+        from bnn_tf import recipes  # recipes build on this module
+
+        return recipes.train(
+            config, out_dir, data_dir=data_dir, splits=splits, verbose=verbose, log=log
+        )
+    config.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = _check_resume(out, config)
+    if state == "finished":
+        log(f"{out} already holds this finished run; reusing it (choose another --out to retrain)")
+        return json.loads((out / SUMMARY_FILE).read_text())
+
+    if splits is None:
+        splits = data.load(config.dataset, data_dir=data_dir)
+    log(f"data: {splits.name} from {splits.source}")
+    x_train, y_train = splits.x_train, splits.y_train
+    if config.limit_train is not None:
+        x_train, y_train = x_train[: config.limit_train], y_train[: config.limit_train]
+
+    tf.keras.utils.set_random_seed(config.seed)
+    model_kwargs = config.model_kwargs
+    # Latent weights need the BinaryConnect clip; Bop-trained kernels must not have it.
+    if config.optimizer == "adam":
+        from bnn_tf.recipes import zoo_model_kwargs
+
+        model_kwargs = zoo_model_kwargs(config.model, "adam", model_kwargs)
+    model = zoo.build(
+        config.model,
+        input_shape=splits.input_shape,
+        num_classes=splits.num_classes,
+        **model_kwargs,
+    )
+    train_ds = data.make_dataset(
+        x_train, y_train, batch_size=config.batch_size, training=True,
+        augment=config.augment, seed=config.seed,
+    )  # fmt: skip
+    test_ds = data.make_dataset(splits.x_test, splits.y_test, batch_size=512)
+    steps = -(-len(x_train) // config.batch_size)
+    bop = optimizers.BopAdamConfig(
+        threshold=config.bop_threshold, gamma=config.bop_gamma, learning_rate=config.learning_rate
+    )
+    opt_config = None
+    if config.optimizer not in (None, "bop"):
+        opt_config = optimizers.OptimizerConfig(
+            name=config.optimizer, learning_rate=config.learning_rate
+        )
+    compile_model(
+        model, steps_per_epoch=steps, epochs=config.epochs, bop=bop, optimizer_config=opt_config
+    )
+
+    done = resume_epoch(out)
+    if done:
+        log(f"resuming: {done} of {config.epochs} epochs already done in {out}")
+    atomic.write_json(
+        out / RUN_FILE,
+        {"config": config.to_dict(), "data_source": splits.source, "bnn_tf_version": _version()},
+    )
+    start = time.perf_counter()
+    from bnn_tf.callbacks import FlipRatioLogger, HyperparameterLogger
+
+    records = fit(
+        model, train_ds, epochs=config.epochs, out_dir=out, validation_data=test_ds, verbose=verbose,
+        callbacks=[FlipRatioLogger(), HyperparameterLogger()],
+    )  # fmt: skip
+    train_seconds = time.perf_counter() - start
+    backup = out / BACKUP_DIR
+    if backup.is_dir() and not any(backup.iterdir()):
+        backup.rmdir()  # BackupAndRestore empties it after a finished run
+
+    _, test_acc = model.evaluate(test_ds, verbose=0)
+    atomic.write_with(out / MODEL_FILE, lambda tmp: model.save(tmp))
+    summary = {
+        "model": config.model,
+        "dataset": splits.name,
+        "data_source": splits.source,
+        "epochs": config.epochs,
+        "test_accuracy": float(test_acc),
+        "train_images": int(len(x_train)),
+        "seconds_this_run": round(train_seconds, 1),
+        "seconds_total": round(sum(r.get("seconds", 0.0) for r in records), 1),
+        "files": {
+            "model": str(out / MODEL_FILE),
+            "history": str(out / HISTORY_FILE),
+            "curves": str(out / CURVES_FILE),
+        },
+    }
+    atomic.write_json(out / SUMMARY_FILE, summary)
+    return summary
+
+
+def _version() -> str:
+    from bnn_tf import __version__
+
+    return __version__

@@ -1,0 +1,106 @@
+"""Keras → TFLite through larq-compute-engine, written atomically."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import tensorflow as tf
+
+from bnn_tf import atomic
+from bnn_tf.converters.tflite_model import TfliteModel, parse
+from bnn_tf.errors import InvalidModelFileError
+
+
+def load_keras_model(path: str | os.PathLike[str]) -> tf.keras.Model:
+    """Load a `.keras` / `.h5` / SavedModel, with a clear error for anything else.
+
+    bnn_tf and larq objects are registered by importing bnn_tf, so no
+    `custom_objects` are needed.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InvalidModelFileError(f"{p}: no such file. Fix: pass the .keras file written by training.")
+    if p.is_file():
+        head = p.read_bytes()[:8]
+        if head[4:8] == b"TFL3":
+            raise InvalidModelFileError(
+                f"{p} is a TFLite model, not a Keras model. Fix: pass the .keras file it came from."
+            )
+        is_h5 = head.startswith(b"\x89HDF")
+        if not (zipfile.is_zipfile(p) or is_h5):
+            raise InvalidModelFileError(
+                f"{p} is not a Keras model file (.keras zip or .h5). Fix: pass the file saved by "
+                "`model.save('model.keras')` or `bnn-tf train`."
+            )
+    try:
+        return tf.keras.models.load_model(p, compile=False)
+    except Exception as exc:  # noqa: BLE001  report any loader failure in one line
+        raise InvalidModelFileError(
+            f"{p} could not be loaded as a Keras model ({type(exc).__name__}: {exc}). "
+            "If it uses custom layers, import the module that registers them first."
+        ) from None
+
+
+def _as_model(model: tf.keras.Model | str | os.PathLike[str]) -> tf.keras.Model:
+    return model if isinstance(model, tf.keras.Model) else load_keras_model(model)
+
+
+def convert(
+    model: tf.keras.Model | str | os.PathLike[str],
+    *,
+    target: str = "arm",
+) -> bytes:
+    """Convert a Keras model (object or file) to an LCE TFLite flatbuffer.
+
+    Binary convolutions (sign-quantized inputs, ±1·scale kernels) become
+    `LceBconv2d`; see docs/lce.md for what falls back to float. LCE's silent
+    fallback from SavedModel export to a frozen graph is surfaced as a
+    warning.
+
+    Args:
+        model: a `tf.keras.Model`, or a path to a `.keras`/`.h5` file.
+        target: LCE target, `"arm"` (Raspberry Pi, Android) or `"xcore"`.
+
+    Returns:
+        The flatbuffer bytes.
+    """
+    import larq_compute_engine as lce
+
+    keras_model = _as_model(model)
+    # LCE logs its SavedModel→frozen-graph fallback through the `tensorflow`
+    # logger/warnings; capture both so the user is told once, clearly.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        flatbuffer = lce.convert_keras_model(keras_model, target=target)
+    for w in caught:
+        if "saved" in str(w.message).lower() or "frozen" in str(w.message).lower():
+            logging.getLogger("bnn_tf").warning(
+                "LCE could not export a SavedModel and used a frozen graph (batch fixed to 1): %s",
+                w.message,
+            )
+    return bytes(flatbuffer)
+
+
+@dataclass
+class ConversionResult:
+    """What `convert_to_file` wrote and what the flatbuffer contains."""
+
+    path: Path
+    model: TfliteModel
+
+
+def convert_to_file(
+    model: tf.keras.Model | str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    target: str = "arm",
+) -> ConversionResult:
+    """`convert` and write the `.tflite` atomically; returns the parsed result."""
+    flatbuffer = convert(model, target=target)
+    path = atomic.write_bytes(out_path, flatbuffer)
+    return ConversionResult(path=path, model=parse(flatbuffer))

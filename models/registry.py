@@ -1,0 +1,113 @@
+"""The zoo's registry: every model factory registers here under a name.
+
+`available()` lists the names, `build(name, ...)` calls the factory, and the
+CLI uses the same two functions, so a model registered here is usable from
+`bnn-tf train NAME` without further wiring.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import tensorflow as tf
+
+from bnn_tf.errors import ConfigError
+
+Factory = Callable[..., tf.keras.Model]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the zoo knows about one model.
+
+    Attributes:
+        name: registry name (`bnn-tf train NAME`).
+        factory: keyword-only callable `(input_shape, num_classes, include_top, ...)`.
+        description: one line for `bnn-tf models`.
+        lce_binary: whether LCE runs its quantized convolutions on binary
+            kernels (`LceBconv2d`); False for float twins and k-bit/ternary models.
+        default_input_shape: the input the model is designed for.
+        float_twin: name of the same architecture without quantizers, if any.
+        family: grouping for listings (e.g. "baseline", "recu", "meliusnet").
+        paper: citation string for the method.
+    """
+
+    name: str
+    factory: Factory
+    description: str
+    lce_binary: bool
+    default_input_shape: tuple[int, ...]
+    float_twin: str | None = None
+    family: str = "other"
+    paper: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register(
+    name: str,
+    *,
+    description: str,
+    lce_binary: bool,
+    default_input_shape: tuple[int, ...],
+    float_twin: str | None = None,
+    family: str = "other",
+    paper: str = "",
+    tags: tuple[str, ...] = (),
+) -> Callable[[Factory], Factory]:
+    """Decorator: add a model factory to the zoo under `name`."""
+
+    def decorator(factory: Factory) -> Factory:
+        if name in _REGISTRY and _REGISTRY[name].factory is not factory:
+            raise ValueError(f"Model name {name!r} is already registered.")
+        _REGISTRY[name] = ModelInfo(
+            name=name,
+            factory=factory,
+            description=description,
+            lce_binary=lce_binary,
+            default_input_shape=tuple(default_input_shape),
+            float_twin=float_twin,
+            family=family,
+            paper=paper,
+            tags=tuple(tags),
+        )
+        return factory
+
+    return decorator
+
+
+def available() -> list[str]:
+    """Sorted names of every registered model."""
+    return sorted(_REGISTRY)
+
+
+def info(name: str) -> ModelInfo:
+    """The `ModelInfo` for `name`; a clear error (with close matches) if unknown."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"Unknown model {name!r}.{hint} Available: {', '.join(available())} "
+            "(`bnn-tf models` lists them)."
+        ) from None
+
+
+def build(
+    name: str,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int = 10,
+    include_top: bool = True,
+    **kwargs: Any,
+) -> tf.keras.Model:
+    """Build the zoo model `name` (keyword arguments go to its factory)."""
+    entry = info(name)
+    shape = tuple(input_shape) if input_shape is not None else entry.default_input_shape
+    return entry.factory(input_shape=shape, num_classes=num_classes, include_top=include_top, **kwargs)

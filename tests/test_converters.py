@@ -1,0 +1,117 @@
+"""bnn_tf.converters: convert → inspect → verify → bench, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bnn_tf import converters
+from bnn_tf import models as zoo
+from bnn_tf.errors import ConfigError, InvalidModelFileError, InvalidTfliteError
+
+
+def test_every_binary_conv_becomes_lce_bconv2d(trained_bnn_small, trained_bnn_small_tflite):
+    report = converters.inspect(trained_bnn_small_tflite)
+    expected = converters.binary_conv_layers(trained_bnn_small)
+    assert expected == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    assert report.binary_convs == len(expected)
+    # Only the float stem conv and the classifier stay float.
+    assert report.op_counts.get("CONV_2D", 0) == 1
+    assert report.op_counts.get("FULLY_CONNECTED", 0) == 1
+    # MaxPool right before a sign runs on bitpacked data.
+    assert report.op_counts.get("LceBMaxPool2d", 0) == 3  # stem_pool, pool2, pool4
+    assert report.requires_lce and "LceBconv2d" in report.custom_ops
+    assert report.size_bytes == len(trained_bnn_small_tflite)
+
+
+def test_float_twin_has_no_binary_kernels():
+    report = converters.inspect(converters.convert(zoo.build("bnn_small_float")))
+    assert report.binary_convs == 0 and not report.requires_lce
+    assert report.float_mac_ops == 7
+
+
+def test_binary_model_is_much_smaller_than_its_float_twin(trained_bnn_small_tflite):
+    float_size = len(converters.convert(zoo.build("bnn_small_float")))
+    assert float_size / len(trained_bnn_small_tflite) > 15
+
+
+def test_parity_on_real_test_images(trained_bnn_small, trained_bnn_small_tflite, fmnist_small):
+    x, y = fmnist_small["x_test"], fmnist_small["y_test"]
+    result = converters.verify(trained_bnn_small, trained_bnn_small_tflite, x, y)
+    assert result.num_images == 500
+    assert result.top1_agreement >= 0.998, result.mismatches
+    assert result.max_abs_logit_diff < 1e-2
+    # A trained model, not a constant one: clearly better than chance on real images.
+    assert result.keras_accuracy > 0.5
+    assert abs(result.keras_accuracy - result.tflite_accuracy) <= 0.002
+
+
+def test_verify_detects_a_model_that_does_not_match(trained_bnn_small_tflite, fmnist_small):
+    other = zoo.build("bnn_small")  # untrained, different weights
+    result = converters.verify(other, trained_bnn_small_tflite, fmnist_small["x_test"][:200])
+    assert result.top1_agreement < 0.9
+    assert result.keras_accuracy is None
+
+
+def test_verify_rejects_images_of_the_wrong_shape(trained_bnn_small, trained_bnn_small_tflite):
+    with pytest.raises(ConfigError, match=r"expects inputs of shape \(N, 28, 28, 1\)"):
+        converters.verify(trained_bnn_small, trained_bnn_small_tflite, np.zeros((2, 32, 32, 1)))
+
+
+def test_bench_reports_latency_and_size(trained_bnn_small_tflite):
+    result = converters.bench(trained_bnn_small_tflite, runs=5, warmup=1)
+    assert result.runs == 5 and 0 < result.min_ms <= result.median_ms <= result.p90_ms
+    assert result.size_bytes == len(trained_bnn_small_tflite)
+    with pytest.raises(ConfigError, match="runs"):
+        converters.bench(trained_bnn_small_tflite, runs=0)
+
+
+def test_convert_to_file_is_atomic_and_loads_from_keras_file(tmp_path, trained_bnn_small):
+    keras_path = tmp_path / "m.keras"
+    trained_bnn_small.save(keras_path)
+    result = converters.convert_to_file(keras_path, tmp_path / "out" / "m.tflite")
+    assert result.path.read_bytes()[4:8] == b"TFL3"
+    assert result.model.op_counts["LceBconv2d"] == 5
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["m.tflite"]  # no temp leftovers
+
+
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"", "not a TFLite model"),
+        (b"hello world, not a flatbuffer", "not a TFLite model"),
+        (b"PK\x03\x04" + b"\x00" * 40, "looks like a .keras"),
+    ],
+)
+def test_non_tflite_input_gives_a_one_line_error(tmp_path, content, match):
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(content)
+    for call in (converters.inspect, converters.bench):
+        with pytest.raises(InvalidTfliteError, match=match) as err:
+            call(path)
+        assert "\n" not in str(err.value)
+
+
+def test_corrupt_tflite_is_reported(tmp_path, trained_bnn_small_tflite):
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(trained_bnn_small_tflite[:200])  # right identifier, body cut off
+    with pytest.raises(InvalidTfliteError, match="corrupt"):
+        converters.inspect(path)
+
+
+def test_missing_tflite_file(tmp_path):
+    with pytest.raises(InvalidTfliteError, match="no such file"):
+        converters.inspect(tmp_path / "nope.tflite")
+
+
+def test_wrong_file_given_as_keras_model(tmp_path, trained_bnn_small_tflite):
+    tfl = tmp_path / "m.tflite"
+    tfl.write_bytes(trained_bnn_small_tflite)
+    with pytest.raises(InvalidModelFileError, match="is a TFLite model"):
+        converters.load_keras_model(tfl)
+    txt = tmp_path / "notes.keras"
+    txt.write_text("not a model")
+    with pytest.raises(InvalidModelFileError, match="not a Keras model file"):
+        converters.load_keras_model(txt)
+    with pytest.raises(InvalidModelFileError, match="no such file"):
+        converters.load_keras_model(tmp_path / "missing.keras")

@@ -1,0 +1,111 @@
+"""bnn_tf.training: Bop+Adam wiring, files written, resume after interruption, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import larq as lq
+import pytest
+import tensorflow as tf
+
+from bnn_tf import models as zoo
+from bnn_tf import optimizers, training
+from bnn_tf.errors import ConfigError, ResumeMismatchError
+
+
+def test_bop_claims_exactly_the_binary_kernels():
+    model = zoo.build("bnn_small")
+    binary = [v.name for v in model.trainable_variables if lq.optimizers.Bop.is_binary_variable(v)]
+    assert len(binary) == 5 and all("kernel" in n and n.startswith("conv") for n in binary)
+    opt = optimizers.bop_adam()
+    assert isinstance(opt, lq.optimizers.CaseOptimizer)
+
+
+def test_bop_flips_binary_weights_and_keeps_them_binary(fmnist_small):
+    tf.keras.utils.set_random_seed(0)
+    model = training.compile_model(zoo.build("bnn_small"))
+    conv = model.get_layer("conv2")
+    before = tf.sign(conv.kernel).numpy()
+    model.fit(fmnist_small["x_train"][:512], fmnist_small["y_train"][:512], batch_size=64, verbose=0)
+    after = conv.kernel.numpy()
+    # Bop stores ±1 weights (no latent magnitudes) and flips some of them.
+    assert set(abs(after).ravel().tolist()) == {1.0}
+    assert (before != after).mean() > 0
+
+
+def _config(**kw):
+    base = dict(model="bnn_small", epochs=2, batch_size=128, limit_train=512)
+    base.update(kw)
+    return training.TrainConfig(**base)
+
+
+class _CtrlCDuringEpoch(tf.keras.callbacks.Callback):
+    """Simulates Ctrl-C a few steps into epoch `epoch` (0-based)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+        self.current = -1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == 1:
+            raise KeyboardInterrupt
+
+
+def test_train_writes_model_history_plot_and_summary(tmp_path, fmnist):
+    summary = training.train(_config(), tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+    for name in ("model.keras", "history.json", "curves.png", "run.json", "train_summary.json"):
+        assert (tmp_path / name).is_file(), name
+    assert not (tmp_path / "backup").exists(), "a finished run leaves no backup behind"
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"} <= set(history[0])
+    assert 0.1 < summary["test_accuracy"] <= 1.0
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    loaded = tf.keras.models.load_model(tmp_path / "model.keras")
+    assert loaded.count_params() == zoo.build("bnn_small").count_params()
+
+
+def test_interrupted_training_resumes_from_last_finished_epoch(tmp_path, fmnist, monkeypatch):
+    config = _config(epochs=3)
+    real_fit = training.fit
+
+    def fit_then_interrupt(*args, **kwargs):
+        kwargs["callbacks"] = [_CtrlCDuringEpoch(2)]
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", fit_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+    monkeypatch.setattr(training, "fit", real_fit)
+    assert training.resume_epoch(tmp_path) == 2
+    assert not (tmp_path / "model.keras").exists()
+
+    logs: list[str] = []
+    training.train(config, tmp_path, splits=fmnist, verbose=0, log=logs.append)
+    assert any("resuming: 2 of 3" in line for line in logs)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    # The resumed epoch continued the cosine schedule instead of restarting it.
+    assert history[2]["learning_rate"] < history[1]["learning_rate"] < history[0]["learning_rate"]
+
+
+def test_finished_run_is_reused_and_other_settings_are_refused(tmp_path, fmnist):
+    first = training.train(_config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+    mtime = (tmp_path / "model.keras").stat().st_mtime_ns
+    logs: list[str] = []
+    again = training.train(_config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=logs.append)
+    assert again == first and (tmp_path / "model.keras").stat().st_mtime_ns == mtime
+    assert any("reusing" in line for line in logs)
+    with pytest.raises(ResumeMismatchError, match="batch_size"):
+        training.train(_config(epochs=1, batch_size=64), tmp_path, splits=fmnist, verbose=0)
+    assert (tmp_path / "model.keras").stat().st_mtime_ns == mtime  # nothing overwritten
+
+
+@pytest.mark.parametrize("field,value", [("epochs", 0), ("batch_size", -1), ("limit_train", 0)])
+def test_bad_settings_are_refused(field, value, tmp_path):
+    with pytest.raises(ConfigError, match=field):
+        training.train(_config(**{field: value}), tmp_path)
