@@ -1,0 +1,232 @@
+"""Benchmark: Adam-on-latent-weights vs Bop vs Bop2ndOrder; single-stage vs two-stage (+KD).
+
+Same model (bnn_small), same data, same student epoch budget for every run.
+Every run is a `bnn_tf.recipes.run` in its own folder under `--work`, so an
+interrupted benchmark resumes where it stopped. Writes
+`benchmarks/results/optimizers_recipes.json` and `.png`.
+
+    nice -n 10 .venv/bin/python benchmarks/optimizers_recipes.py \\
+        --epochs 3 --limit-train 10000 --seeds 0 1
+
+The test set is evaluated after every epoch only to draw curves and to see
+*when* the best accuracy arrives; nothing is selected on it (the reported
+accuracy is the last epoch's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+# isort: off
+import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
+
+# isort: on
+import numpy as np
+import tensorflow as tf
+
+from bnn_tf import atomic, data, optimizers, recipes
+from bnn_tf import models as zoo
+from bnn_tf.converters.benchmarking import machine_description
+
+RESULTS = Path(__file__).parent / "results"
+
+# name → (recipe, optimizer config, kernel constraint of the student)
+RUNS = {
+    "adam_latent": ("single_stage", optimizers.OptimizerConfig(name="adam"), "weight_clip"),
+    "bop": ("single_stage", optimizers.OptimizerConfig(name="bop"), None),
+    "bop2": ("single_stage", optimizers.OptimizerConfig(name="bop2"), None),
+    "bop2_paper": (
+        "single_stage",
+        optimizers.OptimizerConfig(name="bop2", threshold=1e-6, gamma=1e-6, sigma=1e-2),
+        None,
+    ),
+    "two_stage": ("two_stage", optimizers.OptimizerConfig(name="bop"), None),
+    "two_stage_kd": ("two_stage_kd", optimizers.OptimizerConfig(name="bop"), None),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--limit-train", type=int, default=10000)
+    p.add_argument("--limit-test", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--teacher-epochs", type=int, default=3)
+    p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    p.add_argument("--work", default="runs/bench_optimizers_recipes")
+    p.add_argument("--name", default="optimizers_recipes")
+    args = p.parse_args(argv)
+
+    splits = data.load("fashion_mnist", download=False)
+    x, y = splits.x_train[: args.limit_train], splits.y_train[: args.limit_train]
+    test = data.make_dataset(
+        splits.x_test[: args.limit_test], splits.y_test[: args.limit_test], batch_size=512
+    )
+    steps = -(-len(x) // args.batch_size)
+    shape = {"input_shape": splits.input_shape, "num_classes": splits.num_classes}
+    out_json = RESULTS / f"{args.name}.json"
+    result = {
+        "benchmark": args.name,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+        "machine": machine_description(),
+        "conditions": {
+            "model": "bnn_small",
+            "dataset": f"Fashion-MNIST: first {len(x)} training images, first "
+            f"{len(splits.x_test[: args.limit_test])} test images (evaluated after every epoch)",
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "seeds": args.seeds,
+            "teacher": f"bnn_small_float, Adam, {args.teacher_epochs} epochs (not counted in the student budget)",
+            "note": "shared 2-core machine (other jobs running): wall times are indicative only",
+        },
+        "runs": [],
+    }
+
+    for seed in args.seeds:
+        train = data.make_dataset(x, y, batch_size=args.batch_size, training=True, seed=seed)
+        teacher = None
+        for name in args.runs:
+            recipe_name, opt, constraint = RUNS[name]
+            recipe = recipes.get(recipe_name)
+            if recipe.kd is not None and teacher is None:
+                teacher = _teacher(args, seed, shape, train, test, steps)
+            recipe = recipes.Recipe(
+                recipe.name,
+                recipe.stages,
+                optimizer=opt.name,
+                kd=recipe.kd,
+            )
+
+            def build(constraint=constraint, seed=seed):
+                tf.keras.utils.set_random_seed(seed)
+                return zoo.build("bnn_small", kernel_constraint=constraint, **shape)
+
+            start = time.perf_counter()
+            model, record = recipes.run(
+                recipe,
+                build,
+                train,
+                epochs=args.epochs,
+                out_dir=Path(args.work) / f"{name}_s{seed}",
+                steps_per_epoch=steps,
+                test_data=test,
+                optimizer_config=opt,
+                teacher=teacher,
+                verbose=0,
+                log=lambda m: print(m, flush=True),
+            )
+            history = json.loads((Path(args.work) / f"{name}_s{seed}" / "history.json").read_text())
+            curve = [r.get("val_accuracy") for r in history]
+            entry = {
+                "run": name,
+                "seed": seed,
+                "recipe": recipe.name,
+                "optimizer": opt.to_dict(),
+                "stage_epochs": record["stage_epochs"],
+                "test_accuracy": curve[-1],
+                "best_test_accuracy": max(curve),
+                "best_epoch": int(np.argmax(curve)) + 1,
+                "test_accuracy_per_epoch": curve,
+                "flip_ratio_per_epoch": [r.get("flip_ratio") for r in history],
+                "train_seconds": round(
+                    sum(
+                        s.get("seconds_total", 0.0)
+                        for s in record["stages"]
+                        if s["stage"] != "teacher"
+                    ),
+                    1,
+                ),
+                "wall_seconds_this_call": round(time.perf_counter() - start, 1),
+            }
+            print(
+                f"{name} seed {seed}: test {entry['test_accuracy']:.4f} curve {curve}", flush=True
+            )
+            result["runs"] = [r for r in result["runs"] if (r["run"], r["seed"]) != (name, seed)]
+            result["runs"].append(entry)
+            result["summary"] = _summary(result["runs"])
+            atomic.write_json(out_json, result)
+            _plot(result, RESULTS / f"{args.name}.png")
+            del model
+            tf.keras.backend.clear_session()
+    print(json.dumps(result["summary"], indent=2))
+    return 0
+
+
+def _teacher(args, seed, shape, train, test, steps) -> tf.keras.Model:
+    def build():
+        tf.keras.utils.set_random_seed(seed)
+        return zoo.build("bnn_small_float", **shape)
+
+    teacher, _ = recipes.run(
+        "single_stage",
+        build,
+        train,
+        epochs=args.teacher_epochs,
+        out_dir=Path(args.work) / f"teacher_s{seed}",
+        steps_per_epoch=steps,
+        test_data=test,
+        optimizer_config=optimizers.OptimizerConfig(name="adam"),
+        verbose=0,
+        log=lambda m: print(m, flush=True),
+    )
+    return teacher
+
+
+def _summary(runs: list[dict]) -> dict:
+    by: dict[str, list[dict]] = {}
+    for r in runs:
+        by.setdefault(r["run"], []).append(r)
+    return {
+        name: {
+            "seeds": len(rs),
+            "test_accuracy_mean": float(np.mean([r["test_accuracy"] for r in rs])),
+            "test_accuracy_min": float(np.min([r["test_accuracy"] for r in rs])),
+            "test_accuracy_max": float(np.max([r["test_accuracy"] for r in rs])),
+            "best_epoch": [r["best_epoch"] for r in rs],
+            "train_seconds_mean": float(np.mean([r["train_seconds"] for r in rs])),
+        }
+        for name, rs in by.items()
+    }
+
+
+def _plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for r in result["runs"]:
+        epochs = range(1, len(r["test_accuracy_per_epoch"]) + 1)
+        label = f"{r['run']} (seed {r['seed']})"
+        axes[0].plot(epochs, r["test_accuracy_per_epoch"], "-o", markersize=3, label=label)
+        flips = r["flip_ratio_per_epoch"]
+        if any(f is not None for f in flips):
+            axes[1].semilogy(
+                epochs, [f if f else np.nan for f in flips], "-o", markersize=3, label=label
+            )
+    c = result["conditions"]
+    axes[0].set_title(f"bnn_small, {c['dataset'].split(':')[1].strip().split(',')[0]}")
+    axes[0].set_xlabel("student epoch")
+    axes[0].set_ylabel("test accuracy")
+    axes[1].set_title("binary weights flipped per step (mean over epoch)")
+    axes[1].set_xlabel("student epoch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

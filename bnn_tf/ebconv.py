@@ -1,0 +1,450 @@
+"""Expert Binary Convolution (EBConv): N binary experts, one chosen per sample.
+
+Bulat, Martinez, Tzimiropoulos, "High-Capacity Expert Binary Networks", ICLR 2021.
+
+For an input `x` (real, before the sign) the layer keeps N expert kernels
+`W ∈ R^{N × kh × kw × Cin/g × Cout}` and a gate:
+
+    p = softmax(GAP(x) · G + b)                       (Dense(Cin → N), with bias)
+    φ = one_hot(argmax p)        forward (winner takes all)
+    ∂φ/∂z := ∂p/∂z               backward (straight through the softmax)
+    W_s = Σ_n φ_n · sign(W_n)    per-sample kernel (one expert in the forward)
+    y = α ⊙ conv(pad₁(sign(x)), W_s)      [⊙ SE(x) if use_se]
+    SE(x) = sigmoid(W2 · relu(W1 · GAP(x)))           (reduction 8)
+
+`α` is a learnable per-output-channel scale (init 1), `pad₁` pads with +1
+(`pad_values=1`, LCE's fast path). Only the chosen expert receives gradient
+from a sample. The expert kernels are marked `precision = 1`, so
+`bnn_tf.optimizers.bop_adam` trains them with Bop and the gate, α and SE with
+Adam.
+
+Two training implementations give the same forward:
+
+- `"partition"` (default): the batch is split by chosen expert
+  (`tf.dynamic_partition`), each part is convolved with its own expert and
+  the parts are stitched back. Costs one convolution. The gate gradient keeps
+  only the chosen expert's term `∂L/∂φ_k = ⟨∂L/∂y, y⟩` (the unchosen
+  experts' terms of the mixture gradient would need their outputs too).
+- `"grouped"`: the paper's formulation: the per-sample kernel `W_s` is built
+  with an einsum and the whole batch runs as ONE grouped convolution with
+  `batch × groups` groups. Exact mixture gradient for the gate
+  (`∂L/∂φ_n = ⟨∂L/∂W_s, sign(W_n)⟩` for every n), ≈ 3× slower on TF's CPU kernels.
+
+Staging (the paper's recipe): `set_single_expert(model, True)` forces the
+gate to expert 0; `expand_experts(model)` copies expert 0 into every expert
+and frees the gate. `ExpertExpansion(expand_at_epoch=k)` does both as a
+callback. For LCE, convert `bnn_tf.ebconv_export.export_model(model)`: it
+runs the chosen expert only, inside TFLite `IF` subgraphs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import larq as lq
+import numpy as np
+import tensorflow as tf
+
+from bnn_tf.errors import ConfigError
+
+IMPLEMENTATIONS = ("partition", "grouped")
+
+
+@tf.custom_gradient
+def winner_takes_all(probs: tf.Tensor) -> tf.Tensor:
+    """One-hot of `argmax(probs)` forward; identity (straight-through) gradient backward."""
+    onehot = tf.one_hot(tf.argmax(probs, axis=-1), tf.shape(probs)[-1], dtype=probs.dtype)
+
+    def grad(dy):
+        return dy
+
+    return onehot, grad
+
+
+def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 2:
+        raise ConfigError(f"{name} must be an int or a pair of ints (got {value!r}).")
+    return value  # type: ignore[return-value]
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of TF's "same" convolution along one axis."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+@tf.keras.utils.register_keras_serializable(package="bnn_tf")
+class EBConv2D(tf.keras.layers.Layer):
+    """Expert binary 2-D convolution with a winner-takes-all gate (see the module docstring).
+
+    Args:
+        filters: output channels.
+        kernel_size: int or (kh, kw).
+        num_experts: N (1 = a plain binary conv with α, no gate).
+        strides: int or (sh, sw).
+        padding: `"same"` or `"valid"`.
+        groups: grouped convolution (divides the input channels and `filters`).
+            LCE needs input channels per group to be a multiple of 32.
+        pad_values: value used for "same" padding after the sign (1.0 = LCE's fast path).
+        input_quantizer / kernel_quantizer: larq quantizers (default `ste_sign`).
+        kernel_initializer / kernel_constraint: for the expert kernels.
+        use_se: multiply the output by an SE-style per-channel scale.
+        se_reduction: SE bottleneck reduction.
+        single_expert: start in the staging phase that forces expert 0.
+        implementation: `"partition"` (fast) or `"grouped"` (exact gate gradient).
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        *,
+        num_experts: int = 4,
+        strides: int | Sequence[int] = 1,
+        padding: str = "same",
+        groups: int = 1,
+        pad_values: float = 1.0,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_initializer="glorot_uniform",
+        kernel_constraint=None,
+        use_se: bool = False,
+        se_reduction: int = 8,
+        single_expert: bool = False,
+        implementation: str = "partition",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(filters) < 1:
+            raise ConfigError(f"EBConv2D: filters must be ≥ 1 (got {filters}).")
+        if int(num_experts) < 1:
+            raise ConfigError(f"EBConv2D: num_experts must be ≥ 1 (got {num_experts}).")
+        if padding.lower() not in ("same", "valid"):
+            raise ConfigError(f"EBConv2D: padding must be 'same' or 'valid' (got {padding!r}).")
+        if implementation not in IMPLEMENTATIONS:
+            raise ConfigError(
+                f"EBConv2D: implementation must be one of {IMPLEMENTATIONS} (got {implementation!r})."
+            )
+        if int(groups) < 1 or int(filters) % int(groups):
+            raise ConfigError(
+                f"EBConv2D: groups={groups} must be ≥ 1 and divide filters={filters}. "
+                "Fix: choose groups that divide both the input channels and filters."
+            )
+        if int(se_reduction) < 1:
+            raise ConfigError(f"EBConv2D: se_reduction must be ≥ 1 (got {se_reduction}).")
+        self.filters = int(filters)
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.num_experts = int(num_experts)
+        self.strides = _pair(strides, "strides")
+        self.padding = padding.lower()
+        self.groups = int(groups)
+        self.pad_values = float(pad_values)
+        self.input_quantizer = lq.quantizers.get(input_quantizer)
+        self.kernel_quantizer = lq.quantizers.get(kernel_quantizer)
+        self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
+        self.kernel_constraint = tf.keras.constraints.get(kernel_constraint)
+        self.use_se = bool(use_se)
+        self.se_reduction = int(se_reduction)
+        self.single_expert_init = bool(single_expert)
+        self.implementation = implementation
+
+    # ------------------------------------------------------------------ build
+    def build(self, input_shape):
+        cin = input_shape[-1]
+        if cin is None:
+            raise ConfigError("EBConv2D needs a known number of input channels.")
+        cin = int(cin)
+        if cin % self.groups:
+            raise ConfigError(
+                f"EBConv2D {self.name}: groups={self.groups} does not divide the {cin} input "
+                "channels. Fix: choose groups that divide both input channels and filters."
+            )
+        kh, kw = self.kernel_size
+        self.kernel = self.add_weight(
+            "kernel",
+            shape=(self.num_experts, kh, kw, cin // self.groups, self.filters),
+            initializer=self.kernel_initializer,
+            constraint=self.kernel_constraint,
+        )
+        if getattr(self.kernel_quantizer, "precision", None) == 1:
+            # Bop (larq's is_binary_variable) trains variables marked precision 1.
+            self.kernel.precision = 1
+        self.alpha = self.add_weight("alpha", shape=(self.filters,), initializer="ones")
+        if self.num_experts > 1:
+            self.gate_kernel = self.add_weight(
+                "gate_kernel", shape=(cin, self.num_experts), initializer="glorot_uniform"
+            )
+            self.gate_bias = self.add_weight(
+                "gate_bias", shape=(self.num_experts,), initializer="zeros"
+            )
+            # A variable, not a Python flag: switching stages needs no retracing,
+            # and the stage is saved with the weights.
+            self.single_expert = self.add_weight(
+                "single_expert",
+                shape=(),
+                initializer=tf.keras.initializers.Constant(float(self.single_expert_init)),
+                trainable=False,
+            )
+        if self.use_se:
+            hidden = max(cin // self.se_reduction, 1)
+            self.se_kernel1 = self.add_weight("se_kernel1", shape=(cin, hidden))
+            self.se_bias1 = self.add_weight("se_bias1", shape=(hidden,), initializer="zeros")
+            self.se_kernel2 = self.add_weight("se_kernel2", shape=(hidden, self.filters))
+            self.se_bias2 = self.add_weight("se_bias2", shape=(self.filters,), initializer="zeros")
+        super().build(input_shape)
+
+    # ------------------------------------------------------------ components
+    def gate_logits(self, pooled: tf.Tensor) -> tf.Tensor:
+        """Gate logits `GAP(x) · G + b` from the pooled real input, shape (batch, N)."""
+        return tf.matmul(pooled, self.gate_kernel) + self.gate_bias
+
+    def gate(self, inputs: tf.Tensor) -> tf.Tensor:
+        """The forward gate φ (batch, N): one-hot winner, straight-through softmax gradient."""
+        pooled = tf.reduce_mean(inputs, axis=[1, 2])
+        onehot = winner_takes_all(tf.nn.softmax(self.gate_logits(pooled)))
+        forced = tf.one_hot(tf.zeros_like(tf.shape(pooled)[:1]), self.num_experts)
+        # single_expert = 1 → expert 0 and no gradient into the gate.
+        return self.single_expert * forced + (1.0 - self.single_expert) * onehot
+
+    def select_experts(self, inputs: tf.Tensor) -> tf.Tensor:
+        """Index of the expert each sample uses (batch,), int32."""
+        if self.num_experts == 1:
+            return tf.zeros(tf.shape(inputs)[:1], tf.int32)
+        return tf.argmax(self.gate(inputs), axis=-1, output_type=tf.int32)
+
+    def binary_kernels(self) -> tf.Tensor:
+        """sign(W) of every expert, (N, kh, kw, Cin/g, Cout)."""
+        if self.kernel_quantizer is None:
+            return tf.convert_to_tensor(self.kernel)
+        return self.kernel_quantizer(self.kernel)
+
+    def quantize_and_pad(
+        self, inputs: tf.Tensor, spatial: Sequence[int | None] | None = None
+    ) -> tf.Tensor:
+        """sign(x), then "same" padding with `pad_values` (VALID conv afterwards).
+
+        `spatial` overrides the (height, width) the padding is computed for.
+        """
+        x = self.input_quantizer(inputs) if self.input_quantizer is not None else inputs
+        if self.padding == "valid":
+            return x
+        spatial = tuple(x.shape[1:3]) if spatial is None else tuple(spatial)
+        pads = [[0, 0]]
+        for axis, (k, s) in enumerate(zip(self.kernel_size, self.strides)):
+            size = spatial[axis]
+            if size is None:
+                raise ConfigError(
+                    f"EBConv2D {self.name}: 'same' padding needs known spatial sizes. "
+                    "Fix: build the model with a fixed input_shape."
+                )
+            pads.append(list(same_padding(int(size), k, s)))
+        pads.append([0, 0])
+        if not any(p for pair in pads for p in pair):
+            return x
+        return tf.pad(x, pads, constant_values=self.pad_values)
+
+    def se_scale(self, pooled: tf.Tensor) -> tf.Tensor:
+        """SE-style per-sample, per-channel scale in (0, 1), shape (batch, Cout)."""
+        hidden = tf.nn.relu(tf.matmul(pooled, self.se_kernel1) + self.se_bias1)
+        return tf.sigmoid(tf.matmul(hidden, self.se_kernel2) + self.se_bias2)
+
+    def _conv(self, x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        # The kernel's input depth (Cin/g) makes tf.nn.conv2d a grouped convolution.
+        return tf.nn.conv2d(x, kernel, strides=(1, *self.strides, 1), padding="VALID")
+
+    # ------------------------------------------------------------------ call
+    def call(self, inputs):
+        x = self.quantize_and_pad(inputs)
+        w = self.binary_kernels()
+        if self.num_experts == 1:
+            y = self._conv(x, w[0])
+        else:
+            phi = self.gate(inputs)
+            if self.implementation == "grouped":
+                y = self._grouped_call(x, w, phi)
+            else:
+                y = self._partition_call(x, w, phi)
+        y = y * self.alpha
+        if self.use_se:
+            y = y * self.se_scale(tf.reduce_mean(inputs, axis=[1, 2]))[:, None, None, :]
+        return y
+
+    def _partition_call(self, x, w, phi):
+        idx = tf.argmax(phi, axis=-1, output_type=tf.int32)
+        parts = tf.dynamic_partition(x, idx, self.num_experts)
+        positions = tf.dynamic_partition(tf.range(tf.shape(x)[0]), idx, self.num_experts)
+        # x is already padded, so the conv is VALID.
+        out_shape = [
+            (x.shape[axis + 1] - k) // s + 1
+            for axis, (k, s) in enumerate(zip(self.kernel_size, self.strides))
+        ] + [self.filters]
+        outs = [self._conv_or_empty(part, w[n], out_shape) for n, part in enumerate(parts)]
+        y = tf.dynamic_stitch(positions, outs)
+        # ×φ_k (= 1 forward) routes ∂L/∂φ_k = ⟨∂L/∂y, y⟩ into the gate.
+        chosen = tf.gather(phi, idx, axis=1, batch_dims=1)
+        return y * chosen[:, None, None, None]
+
+    def _conv_or_empty(self, part, kernel, out_shape):
+        # TF's CPU conv returns a wrongly shaped tensor for an empty batch (an
+        # expert no sample chose), and grappler drops a fixing reshape; skip it.
+        return tf.cond(
+            tf.shape(part)[0] > 0,
+            lambda: self._conv(part, kernel),
+            lambda: tf.zeros((0, *out_shape), part.dtype),
+        )
+
+    def _grouped_call(self, x, w, phi):
+        batch = tf.shape(x)[0]
+        kh, kw = self.kernel_size
+        cin = x.shape[-1]
+        # Per-sample kernels laid out sample-major along the output axis, so that
+        # group (b, j) of the batch-as-groups conv is group j of sample b.
+        kernels = tf.einsum("bn,nhwio->hwibo", phi, w)
+        kernels = tf.reshape(kernels, (kh, kw, cin // self.groups, batch * self.filters))
+        height, width = x.shape[1], x.shape[2]
+        stacked = tf.reshape(tf.transpose(x, (1, 2, 0, 3)), (1, height, width, batch * cin))
+        y = self._conv(stacked, kernels)
+        out_h, out_w = y.shape[1], y.shape[2]
+        y = tf.reshape(y, (out_h, out_w, batch, self.filters))
+        return tf.transpose(y, (2, 0, 1, 3))
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tf.TensorShape(input_shape)
+        dims = []
+        for axis, (k, s) in enumerate(zip(self.kernel_size, self.strides)):
+            size = input_shape[axis + 1]
+            if size is None:
+                dims.append(None)
+            elif self.padding == "same":
+                dims.append(-(-size // s))
+            else:
+                dims.append((size - k) // s + 1)
+        return tf.TensorShape([input_shape[0], *dims, self.filters])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "num_experts": self.num_experts,
+            "strides": self.strides,
+            "padding": self.padding,
+            "groups": self.groups,
+            "pad_values": self.pad_values,
+            "input_quantizer": lq.quantizers.serialize(self.input_quantizer),
+            "kernel_quantizer": lq.quantizers.serialize(self.kernel_quantizer),
+            "kernel_initializer": tf.keras.initializers.serialize(self.kernel_initializer),
+            "kernel_constraint": tf.keras.constraints.serialize(self.kernel_constraint),
+            "use_se": self.use_se,
+            "se_reduction": self.se_reduction,
+            "single_expert": self.single_expert_init,
+            "implementation": self.implementation,
+        }
+
+
+# ---------------------------------------------------------------- staging
+def ebconv_layers(model: tf.keras.layers.Layer) -> list[EBConv2D]:
+    """Every `EBConv2D` in `model` (nested models included), in layer order."""
+    found: list[EBConv2D] = []
+
+    def walk(layer) -> Iterator:
+        for sub in getattr(layer, "layers", []):
+            yield sub
+            yield from walk(sub)
+
+    for layer in walk(model):
+        if isinstance(layer, EBConv2D):
+            found.append(layer)
+    return found
+
+
+def _gated_layers(model) -> list[EBConv2D]:
+    layers = [layer for layer in ebconv_layers(model) if layer.num_experts > 1]
+    unbuilt = [layer.name for layer in layers if not layer.built]
+    if unbuilt:
+        raise ConfigError(f"EBConv2D layers {unbuilt} are not built. Fix: build the model first.")
+    return layers
+
+
+def set_single_expert(model: tf.keras.layers.Layer, enabled: bool) -> int:
+    """Force (or free) the gate of every EBConv2D: expert 0 for every sample.
+
+    Returns:
+        How many layers were switched.
+    """
+    layers = _gated_layers(model)
+    for layer in layers:
+        layer.single_expert.assign(1.0 if enabled else 0.0)
+    return len(layers)
+
+
+def expand_experts(model: tf.keras.layers.Layer) -> int:
+    """The expansion step: copy expert 0 into every expert and free the gate.
+
+    After it, all experts start from the single-expert solution and the gate
+    learns to specialise them (each sample trains only its chosen expert).
+
+    Returns:
+        How many layers were expanded.
+    """
+    layers = _gated_layers(model)
+    for layer in layers:
+        first = layer.kernel[0]
+        layer.kernel.assign(tf.repeat(first[None], layer.num_experts, axis=0))
+        layer.single_expert.assign(0.0)
+    return len(layers)
+
+
+def is_single_expert(model: tf.keras.layers.Layer) -> bool:
+    """True if any gated EBConv2D is still forced to expert 0."""
+    return any(float(layer.single_expert.numpy()) > 0.5 for layer in _gated_layers(model))
+
+
+class ExpertExpansion(tf.keras.callbacks.Callback):
+    """Two-phase EBConv training: single expert for `expand_at_epoch` epochs, then all experts.
+
+    Epochs `< expand_at_epoch` run with the gate forced to expert 0; at the
+    first epoch `≥ expand_at_epoch` that still finds the model in the single
+    phase (also after a resume), expert 0 is copied into every expert.
+    """
+
+    def __init__(self, expand_at_epoch: int):
+        super().__init__()
+        if expand_at_epoch < 0:
+            raise ConfigError(f"expand_at_epoch must be ≥ 0 (got {expand_at_epoch}).")
+        self.expand_at_epoch = int(expand_at_epoch)
+        self.expanded_at: int | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch < self.expand_at_epoch:
+            set_single_expert(self.model, True)
+        elif is_single_expert(self.model):
+            expand_experts(self.model)
+            self.expanded_at = epoch
+
+
+def expert_usage(
+    model: tf.keras.Model, x: np.ndarray, *, batch_size: int = 256
+) -> dict[str, np.ndarray]:
+    """How often each expert wins, per EBConv2D layer, on the images `x`.
+
+    Returns:
+        `{layer name: counts}` with `counts[n]` = number of images routed to expert n.
+    """
+    layers = [layer for layer in ebconv_layers(model) if layer.num_experts > 1]
+    if not layers:
+        return {}
+    probe = tf.keras.Model(model.inputs, [layer.input for layer in layers])
+    counts = {layer.name: np.zeros(layer.num_experts, np.int64) for layer in layers}
+    for start in range(0, len(x), batch_size):
+        feats = probe(x[start : start + batch_size], training=False)
+        if len(layers) == 1:
+            feats = [feats]
+        for layer, feat in zip(layers, feats):
+            idx = layer.select_experts(feat).numpy()
+            counts[layer.name] += np.bincount(idx, minlength=layer.num_experts)
+    return counts

@@ -1,0 +1,90 @@
+"""ReActNet's activations: RSign (learned per-channel threshold) and RPReLU.
+
+Liu et al., "ReActNet: Towards Precise Binary Neural Networks with
+Generalized Activation Functions", ECCV 2020.
+
+- RSign: `sign(x − α_c)`, α learned per channel. Backward through the sign is
+  Bi-Real's ApproxSign, `2 − 2|x − α_c|` on |x − α_c| ≤ 1, else 0, for both
+  x and (with opposite sign) α.
+- RPReLU: `y = PReLU_β(x − γ_c) + ζ_c`, i.e. `x − γ + ζ` where `x > γ` and
+  `β_c (x − γ) + ζ` elsewhere; β starts at 0.25, γ and ζ at 0.
+
+Keeping LCE's binary kernel (docs/lce.md): a binary conv becomes
+`LceBconv2d` only if its *input quantizer* is a plain sign. So models write
+RSign in two halves: `RSignThreshold` (the learnable `x − α_c`, a float
+elementwise op) followed by a `QuantConv2D(input_quantizer="approx_sign")`.
+The result is exactly `conv(sign(x − α))` with ReActNet's gradient, and the
+conv still lowers to `LceBconv2d`. `RSign` (the fused activation) is offered
+for analysis and for non-LCE use; as a separate layer before a conv whose
+input quantizer is `None` it would leave a float conv.
+"""
+
+from __future__ import annotations
+
+import larq as lq
+import tensorflow as tf
+
+
+def _channels(input_shape) -> int:
+    return int(tf.TensorShape(input_shape)[-1])
+
+
+@tf.keras.utils.register_keras_serializable(package="bnn_tf")
+class RSignThreshold(tf.keras.layers.Layer):
+    r"""The threshold half of RSign: `y = x − α_c` (α learned per channel, starts at 0).
+
+    Follow it with a binary conv whose input quantizer is `approx_sign`
+    (ReActNet's gradient) or `ste_sign`: together they compute
+    `conv(sign(x − α))` and the conv stays an LCE binary kernel.
+    """
+
+    def build(self, input_shape):
+        self.alpha = self.add_weight(
+            name="alpha", shape=(_channels(input_shape),), initializer="zeros"
+        )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        return inputs - self.alpha
+
+
+@tf.keras.utils.register_keras_serializable(package="bnn_tf")
+class RSign(RSignThreshold):
+    r"""ReActNet RSign: `sign(x − α_c)` in {−1, +1} (sign(0) = +1), ApproxSign gradient.
+
+    For LCE models prefer `RSignThreshold` + a conv with a sign input
+    quantizer (same function, keeps `LceBconv2d`).
+    """
+
+    def call(self, inputs):
+        return lq.quantizers.approx_sign(inputs - self.alpha)
+
+
+@tf.keras.utils.register_keras_serializable(package="bnn_tf")
+class RPReLU(tf.keras.layers.Layer):
+    r"""ReActNet RPReLU: `y = PReLU_β(x − γ_c) + ζ_c`, per channel.
+
+    Args:
+        slope_initial: initial negative slope β (0.25, as PReLU).
+    """
+
+    def __init__(self, slope_initial: float = 0.25, **kwargs):
+        super().__init__(**kwargs)
+        self.slope_initial = float(slope_initial)
+
+    def build(self, input_shape):
+        c = _channels(input_shape)
+        self.gamma = self.add_weight(name="gamma", shape=(c,), initializer="zeros")
+        self.beta = self.add_weight(
+            name="beta", shape=(c,), initializer=tf.keras.initializers.Constant(self.slope_initial)
+        )
+        self.zeta = self.add_weight(name="zeta", shape=(c,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, inputs):
+        shifted = inputs - self.gamma
+        # relu(s) − β·relu(−s) is TF's PReLU pattern: the TFLite converter fuses it to PRELU.
+        return tf.nn.relu(shifted) - self.beta * tf.nn.relu(-shifted) + self.zeta
+
+    def get_config(self):
+        return {**super().get_config(), "slope_initial": self.slope_initial}

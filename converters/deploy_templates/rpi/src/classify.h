@@ -1,0 +1,77 @@
+// Pre- and post-processing of the bnn-tf runner, free of TFLite so that it
+// compiles and is unit-tested on any machine (selftest.cc). The Android demo
+// implements the same steps in plain Java (android_demo/.../core).
+#ifndef BNN_RUNNER_CLASSIFY_H_
+#define BNN_RUNNER_CLASSIFY_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "image_io.h"
+
+namespace bnn_runner {
+
+// The model input is `pixel * scale + offset` (bnn-tf: scale 1/127.5,
+// offset -1, i.e. [0, 255] -> [-1, 1]); the values come from metadata.json.
+struct Normalization {
+  float scale = 1.0f / 127.5f;
+  float offset = -1.0f;
+};
+
+struct Prediction {
+  int index = 0;
+  float score = 0.0f;        // the model's raw output (a logit for bnn-tf models)
+  float probability = 0.0f;  // softmax over all outputs
+};
+
+// RGB -> grey with integer BT.601 weights (299, 587, 114)/1000, rounded;
+// grey -> RGB by repetition. Same channel count: a copy.
+Image ToChannels(const Image& image, int channels);
+
+// Shrinking: each output pixel is the mean of the source pixels in its cell
+// (integer cell bounds), so a large photo does not alias. Enlarging: nearest
+// neighbour. Same size: a copy.
+Image Resize(const Image& image, int width, int height);
+
+// Fashion-MNIST/MNIST show light objects on a dark background. A photo of an
+// object on a light background must be inverted: this decides that from the
+// mean of the border pixels (> 127.5 means a light background).
+bool HasLightBackground(const Image& image);
+void Invert(Image* image);
+
+// pixel * scale + offset, in HWC order, as float32.
+std::vector<float> Normalize(const Image& image, const Normalization& norm);
+
+// For int8-input models: q = clamp(round(x / scale) + zero_point, -128, 127).
+std::vector<int8_t> QuantizeInt8(const std::vector<float>& values, float scale, int zero_point);
+
+// Numerically stable softmax (subtracts the maximum first).
+std::vector<float> Softmax(const std::vector<float>& logits);
+
+// The k best outputs, best first; ties go to the lower index.
+std::vector<Prediction> TopK(const std::vector<float>& scores, int k);
+
+// One label per line (trailing '\r' stripped, so Windows files work too).
+std::vector<std::string> ReadLabels(const std::string& path);
+
+struct LatencyStats {
+  double median_ms = 0.0;
+  double mean_ms = 0.0;
+  double min_ms = 0.0;
+  double max_ms = 0.0;
+};
+LatencyStats Summarize(std::vector<double> samples_ms);
+
+enum class InvertMode { kAuto, kYes, kNo };
+
+// The whole pre-processing of one image, in the order the models expect:
+// channels -> resize -> (maybe) invert -> normalise. `inverted` (optional)
+// reports whether the image was inverted.
+std::vector<float> PrepareInput(const Image& image, int height, int width, int channels,
+                                const Normalization& norm, InvertMode invert,
+                                bool* inverted = nullptr);
+
+}  // namespace bnn_runner
+
+#endif  // BNN_RUNNER_CLASSIFY_H_

@@ -1,0 +1,208 @@
+"""Expert Binary Networks (EBNet): residual nets of `EBConv2D` layers.
+
+Bulat, Martinez, Tzimiropoulos, "High-Capacity Expert Binary Networks", ICLR 2021.
+
+`ebnet` (ImageNet size, 224×224×3):
+
+    stem: Conv3×3/2 32 + BN + ReLU
+          → concat[ Conv1×1 32 + BN + ReLU → Conv3×3/2 32 + BN + ReLU,  MaxPool3×3/2 ]  (64)
+          → Conv1×1 64 + BN + ReLU
+    4 stages, widths [128, 256, 512, 1024], blocks [1, 2, 6, 2], groups [4, 8, 8, 16]:
+        transition (real): [AvgPool 2 (stages 2-4)] → Conv1×1 C/4 + BN + PReLU
+                           → Conv1×1 C + BN + PReLU
+        block: x += PReLU(EBConv3×3_g(BN(x)))      twice
+               x += PReLU(EBConv1×1(BN(x)))
+    head: GAP → Dense
+
+`ebnet_small` (28×28 / 32×32) keeps the block and transition but uses a
+single stride-1 stem conv + MaxPool 2, two stages of widths [64, 128],
+blocks [1, 1], groups [2, 4]. Input channels per group are 32 or 64
+everywhere, which LCE's grouped binary conv requires (a multiple of 32).
+`num_experts=1` gives the single-expert network with the same binary ops.
+
+The first stage of `ebnet` keeps the resolution of the stem (56×56), the
+others halve it, which gives the paper's 56/28/14/7 layout at 224×224.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from bnn_tf.ebconv import EBConv2D
+from bnn_tf.errors import ConfigError
+from bnn_tf.models.registry import register
+
+PAPER = "Bulat, Martinez & Tzimiropoulos, High-Capacity Expert Binary Networks, ICLR 2021"
+
+
+def _bn(name: str) -> tf.keras.layers.Layer:
+    return tf.keras.layers.BatchNormalization(momentum=0.9, name=name)
+
+
+def _prelu(name: str) -> tf.keras.layers.Layer:
+    return tf.keras.layers.PReLU(shared_axes=[1, 2], name=name)
+
+
+def _transition(x, width: int, *, pool: bool, name: str):
+    """Real-valued downsample: [AvgPool 2] → 1×1 to C/4 → 1×1 to C, each + BN + PReLU."""
+    if pool:
+        x = tf.keras.layers.AveragePooling2D(2, name=f"{name}_pool")(x)
+    for i, filters in enumerate((max(width // 4, 1), width)):
+        x = tf.keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_conv{i + 1}")(x)
+        x = _bn(f"{name}_bn{i + 1}")(x)
+        x = _prelu(f"{name}_prelu{i + 1}")(x)
+    return x
+
+
+def _block(x, width: int, groups: int, *, eb_kwargs: dict, name: str):
+    """Three pre-activation binary steps, each with its own residual."""
+    steps = ((3, groups), (3, groups), (1, 1))
+    for i, (kernel, step_groups) in enumerate(steps):
+        y = _bn(f"{name}_bn{i + 1}")(x)
+        y = EBConv2D(width, kernel, groups=step_groups, name=f"{name}_ebconv{i + 1}", **eb_kwargs)(y)
+        y = _prelu(f"{name}_prelu{i + 1}")(y)
+        x = tf.keras.layers.Add(name=f"{name}_add{i + 1}")([x, y])
+    return x
+
+
+def _check(widths, blocks, groups) -> None:
+    if not (len(widths) == len(blocks) == len(groups)) or not widths:
+        raise ConfigError(
+            f"widths, blocks and groups need the same, non-zero length "
+            f"(got {len(widths)}, {len(blocks)}, {len(groups)})."
+        )
+    for width, group in zip(widths, groups):
+        if width % group:
+            raise ConfigError(f"groups {group} must divide the stage width {width}.")
+
+
+def _stages(x, *, widths, blocks, groups, first_pool: bool, eb_kwargs: dict):
+    for s, (width, count, group) in enumerate(zip(widths, blocks, groups)):
+        x = _transition(x, width, pool=first_pool or s > 0, name=f"stage{s + 1}_down")
+        for b in range(count):
+            x = _block(x, width, group, eb_kwargs=eb_kwargs, name=f"stage{s + 1}_block{b + 1}")
+    return x
+
+
+def _head(x, inputs, *, num_classes: int, include_top: bool, name: str) -> tf.keras.Model:
+    if include_top:
+        x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
+        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
+    return tf.keras.Model(inputs, x, name=name)
+
+
+def _eb_kwargs(num_experts: int, use_se: bool, implementation: str) -> dict:
+    return {"num_experts": num_experts, "use_se": use_se, "implementation": implementation}
+
+
+@register(
+    "ebnet",
+    description="Expert Binary Network, ImageNet size (EBConv, 4 experts, grouped 3×3)",
+    lce_binary=True,
+    default_input_shape=(224, 224, 3),
+    family="ebnet",
+    paper=PAPER,
+    tags=("large",),
+)
+def ebnet(
+    *,
+    input_shape: Sequence[int] = (224, 224, 3),
+    num_classes: int = 1000,
+    include_top: bool = True,
+    num_experts: int = 4,
+    widths: Sequence[int] = (128, 256, 512, 1024),
+    blocks: Sequence[int] = (1, 2, 6, 2),
+    groups: Sequence[int] = (4, 8, 8, 16),
+    use_se: bool = False,
+    implementation: str = "partition",
+) -> tf.keras.Model:
+    """EBNet for ImageNet-size inputs; outputs logits.
+
+    Args:
+        input_shape: (height, width, channels).
+        num_classes: number of logits.
+        include_top: add GAP + Dense.
+        num_experts: experts per EBConv2D (1 = single-expert network).
+        widths / blocks / groups: per stage.
+        use_se: SE-style output scale in every EBConv2D.
+        implementation: EBConv2D training implementation ("partition" or "grouped").
+    """
+    _check(widths, blocks, groups)
+    inputs = tf.keras.Input(shape=tuple(input_shape))
+    x = tf.keras.layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(
+        inputs
+    )
+    x = _bn("stem_bn")(x)
+    x = tf.keras.layers.ReLU(name="stem_relu")(x)
+    a = tf.keras.layers.Conv2D(32, 1, use_bias=False, name="stem_a_conv1")(x)
+    a = tf.keras.layers.ReLU(name="stem_a_relu1")(_bn("stem_a_bn1")(a))
+    a = tf.keras.layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_a_conv2")(
+        a
+    )
+    a = tf.keras.layers.ReLU(name="stem_a_relu2")(_bn("stem_a_bn2")(a))
+    b = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_b_pool")(x)
+    x = tf.keras.layers.Concatenate(name="stem_concat")([a, b])
+    x = tf.keras.layers.Conv2D(64, 1, use_bias=False, name="stem_merge_conv")(x)
+    x = tf.keras.layers.ReLU(name="stem_merge_relu")(_bn("stem_merge_bn")(x))
+    x = _stages(
+        x,
+        widths=widths,
+        blocks=blocks,
+        groups=groups,
+        first_pool=False,
+        eb_kwargs=_eb_kwargs(num_experts, use_se, implementation),
+    )
+    return _head(x, inputs, num_classes=num_classes, include_top=include_top, name="ebnet")
+
+
+@register(
+    "ebnet_small",
+    description="Small Expert Binary Network for 28×28 / 32×32 (EBConv, 4 experts)",
+    lce_binary=True,
+    default_input_shape=(28, 28, 1),
+    family="ebnet",
+    paper=PAPER,
+)
+def ebnet_small(
+    *,
+    input_shape: Sequence[int] = (28, 28, 1),
+    num_classes: int = 10,
+    include_top: bool = True,
+    num_experts: int = 4,
+    stem_width: int = 32,
+    widths: Sequence[int] = (64, 128),
+    blocks: Sequence[int] = (1, 1),
+    groups: Sequence[int] = (2, 4),
+    use_se: bool = False,
+    implementation: str = "partition",
+) -> tf.keras.Model:
+    """EBNet for small images; `num_experts=1` is its single-expert twin. Outputs logits.
+
+    Args:
+        input_shape: (height, width, channels); 28×28 and 32×32 are intended.
+        num_classes: number of logits.
+        include_top: add GAP + Dense.
+        num_experts: experts per EBConv2D.
+        stem_width: filters of the float stem conv.
+        widths / blocks / groups: per stage (the second and later stages halve the resolution).
+        use_se: SE-style output scale in every EBConv2D.
+        implementation: EBConv2D training implementation ("partition" or "grouped").
+    """
+    _check(widths, blocks, groups)
+    inputs = tf.keras.Input(shape=tuple(input_shape))
+    x = tf.keras.layers.Conv2D(stem_width, 3, padding="same", use_bias=False, name="stem_conv")(
+        inputs
+    )
+    x = tf.keras.layers.ReLU(name="stem_relu")(_bn("stem_bn")(x))
+    x = tf.keras.layers.MaxPool2D(2, name="stem_pool")(x)
+    x = _stages(
+        x,
+        widths=widths,
+        blocks=blocks,
+        groups=groups,
+        first_pool=False,
+        eb_kwargs=_eb_kwargs(num_experts, use_se, implementation),
+    )
+    return _head(x, inputs, num_classes=num_classes, include_top=include_top, name="ebnet_small")

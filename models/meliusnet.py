@@ -1,0 +1,209 @@
+"""MeliusNet 22 / 29 / 42 / 59 / A / B / C (224×224) and a small-input variant.
+
+Bethge, Bartz, Yang, Meinel: "MeliusNet: An Improved Network Architecture for
+Binary Neural Networks", WACV 2021. Blocks and the LCE-oriented layout are in
+`bnn_tf.melius`; this module only holds the published configurations:
+
+| config | blocks per stage | transition widths | transition groups | final width | size (paper) |
+|---|---|---|---|---|---|
+| 22 | 4, 5, 4, 4   | 160, 224, 256 | 1 | 512  | 3.88 MB  |
+| 29 | 4, 6, 8, 6   | 128, 192, 256 | 1 | 640  | 5.07 MB  |
+| 42 | 5, 8, 14, 10 | 160, 256, 416 | 1 | 1056 | 10.1 MB  |
+| 59 | 6, 12, 24, 12| 192, 320, 544 | 1 | 1312 | 17.39 MB |
+| A  | 4, 5, 5, 6   | 160, 256, 288 | 4 + shuffle | 672 | 4.05 MB |
+| B  | 4, 6, 8, 6   | 160, 224, 320 | 2 + shuffle | 704 | 5.0 MB  |
+| C  | 3, 5, 10, 6  | 128, 192, 288 | 4 + shuffle | 672 | 4.46 MB |
+
+Every configuration: grouped stem (64 channels), growth rate 64, head
+BN → ReLU → global average pool → Dense (logits). Model sizes are larq's
+(binary weights 1 bit, everything else 32 bits) with 1000 classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from bnn_tf import melius
+from bnn_tf.errors import ConfigError
+from bnn_tf.models.registry import register
+
+PAPER = "Bethge et al., MeliusNet: An Improved Network Architecture for Binary Neural Networks, WACV 2021"
+
+
+@dataclass(frozen=True)
+class MeliusConfig:
+    """One published MeliusNet configuration.
+
+    Attributes:
+        num_blocks: Melius blocks (dense + improvement) per stage.
+        transition_features: output width of each transition (one fewer than stages).
+        transition_groups: groups of the transitions' 1×1 convs.
+        shuffle_groups: channel-shuffle groups before a grouped transition conv (None: no shuffle).
+        paper_size_mb: model size published in the paper (MB, 1000 classes).
+    """
+
+    num_blocks: tuple[int, ...]
+    transition_features: tuple[int, ...]
+    transition_groups: int = 1
+    shuffle_groups: int | None = None
+    paper_size_mb: float | None = None
+
+    def stage_widths(self, stem_width: int = 64) -> list[tuple[int, int]]:
+        """(input width, output width before the transition) of every stage."""
+        widths, c = [], stem_width
+        for s, n in enumerate(self.num_blocks):
+            widths.append((c, c + n * melius.GROWTH_RATE))
+            if s < len(self.transition_features):
+                c = self.transition_features[s]
+        return widths
+
+    @property
+    def final_width(self) -> int:
+        return self.stage_widths()[-1][1]
+
+
+CONFIGS: dict[str, MeliusConfig] = {
+    "meliusnet22": MeliusConfig((4, 5, 4, 4), (160, 224, 256), paper_size_mb=3.88),
+    "meliusnet29": MeliusConfig((4, 6, 8, 6), (128, 192, 256), paper_size_mb=5.07),
+    "meliusnet42": MeliusConfig((5, 8, 14, 10), (160, 256, 416), paper_size_mb=10.1),
+    "meliusnet59": MeliusConfig((6, 12, 24, 12), (192, 320, 544), paper_size_mb=17.39),
+    "meliusnet_a": MeliusConfig((4, 5, 5, 6), (160, 256, 288), 4, melius.SHUFFLE_GROUPS, 4.05),
+    "meliusnet_b": MeliusConfig((4, 6, 8, 6), (160, 224, 320), 2, melius.SHUFFLE_GROUPS, 5.0),
+    "meliusnet_c": MeliusConfig((3, 5, 10, 6), (128, 192, 288), 4, melius.SHUFFLE_GROUPS, 4.46),
+}
+
+SMALL_CONFIG = MeliusConfig((2, 2, 2, 2), (96, 128, 160))
+
+
+def build_meliusnet(
+    config: MeliusConfig,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    include_top: bool,
+    name: str,
+    binary: bool = True,
+    small_input: bool = False,
+    clip: float = melius.STE_CLIP,
+) -> tf.keras.Model:
+    """Build a MeliusNet from a configuration (the factories call this).
+
+    Args:
+        config: blocks and transition widths.
+        input_shape: (height, width, channels).
+        num_classes: logits of the Dense head.
+        include_top: add BN → ReLU → GAP → Dense; otherwise end on the feature map.
+        name: model name.
+        binary: False builds the float twin (same graph, no quantizers,
+            plain BatchNorm): the size/latency/accuracy reference.
+        small_input: stem without its two stride-2 steps (28×28 / 32×32 inputs).
+        clip: STE clip of inputs and weights.
+    """
+    if len(input_shape) != 3:
+        raise ConfigError(f"input_shape must be (height, width, channels) (got {tuple(input_shape)}).")
+    if num_classes < 1:
+        raise ConfigError(f"num_classes must be ≥ 1 (got {num_classes}).")
+    inputs = tf.keras.Input(shape=tuple(input_shape))
+    x = melius.grouped_stem(inputs, strides=1 if small_input else 2, pool=not small_input)
+    x = melius.melius_stages(
+        x,
+        num_blocks=config.num_blocks,
+        transition_features=config.transition_features,
+        transition_groups=config.transition_groups,
+        shuffle_groups=config.shuffle_groups,
+        binary=binary,
+        clip=clip,
+    )
+    if include_top:
+        x = tf.keras.layers.BatchNormalization(momentum=melius.BN_MOMENTUM, name="head_bn")(x)
+        x = tf.keras.layers.ReLU(name="head_relu")(x)
+        x = tf.keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+        x = tf.keras.layers.Dense(num_classes, kernel_initializer="glorot_normal", name="logits")(x)
+    return tf.keras.Model(inputs, x, name=name if binary else f"{name}_float")
+
+
+def _register_large(name: str, label: str) -> None:
+    config = CONFIGS[name]
+
+    @register(
+        name,
+        description=(
+            f"MeliusNet{label} (blocks {list(config.num_blocks)}, transitions "
+            f"{list(config.transition_features)}"
+            + (f", grouped ×{config.transition_groups} + shuffle" if config.transition_groups > 1 else "")
+            + f"), ImageNet size, {config.paper_size_mb} MB published"
+        ),
+        lce_binary=True,
+        default_input_shape=(224, 224, 3),
+        family="meliusnet",
+        paper=PAPER,
+        tags=("large",),
+    )
+    def factory(
+        *,
+        input_shape: Sequence[int] = (224, 224, 3),
+        num_classes: int = 1000,
+        include_top: bool = True,
+        binary: bool = True,
+    ) -> tf.keras.Model:
+        return build_meliusnet(
+            config, input_shape=input_shape, num_classes=num_classes,
+            include_top=include_top, name=name, binary=binary,
+        )  # fmt: skip
+
+    factory.__name__ = name
+    factory.__doc__ = (
+        f"MeliusNet{label} for 224×224 images (keras.applications-style, logits out).\n\n"
+        "Args:\n    input_shape: (height, width, channels).\n    num_classes: logits.\n"
+        "    include_top: add the BN → ReLU → GAP → Dense head.\n"
+        "    binary: False builds the float twin (reference for size and latency).\n"
+    )
+    globals()[name] = factory
+
+
+for _name, _label in [
+    ("meliusnet22", "22"), ("meliusnet29", "29"), ("meliusnet42", "42"), ("meliusnet59", "59"),
+    ("meliusnet_a", "A"), ("meliusnet_b", "B"), ("meliusnet_c", "C"),
+]:  # fmt: skip
+    _register_large(_name, _label)
+
+
+@register(
+    "meliusnet_small",
+    description="MeliusNet for 28×28 / 32×32: grouped stem without downsampling, blocks [2,2,2,2]",
+    lce_binary=True,
+    default_input_shape=(28, 28, 1),
+    family="meliusnet",
+    paper=PAPER,
+)
+def meliusnet_small(
+    *,
+    input_shape: Sequence[int] = (28, 28, 1),
+    num_classes: int = 10,
+    include_top: bool = True,
+    num_blocks: Sequence[int] = SMALL_CONFIG.num_blocks,
+    transition_features: Sequence[int] = SMALL_CONFIG.transition_features,
+    binary: bool = True,
+) -> tf.keras.Model:
+    """MeliusNet with the same blocks for small images (28×28 Fashion-MNIST, 32×32 CIFAR).
+
+    The grouped stem keeps its three convs but not its two stride-2 steps, so
+    stage 1 runs at full resolution; the three transitions halve it
+    (28 → 14 → 7 → 4).
+
+    Args:
+        input_shape: (height, width, channels).
+        num_classes: logits.
+        include_top: add the BN → ReLU → GAP → Dense head.
+        num_blocks: Melius blocks per stage.
+        transition_features: transition widths (one fewer than stages; multiples of 32).
+        binary: False builds the float twin.
+    """
+    config = MeliusConfig(tuple(num_blocks), tuple(transition_features))
+    return build_meliusnet(
+        config, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
+        name="meliusnet_small", binary=binary, small_input=True,
+    )  # fmt: skip

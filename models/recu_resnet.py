@@ -1,0 +1,354 @@
+"""ReCU ResNets (Xu et al., ICCV 2021): binary ResNets whose binary convs are `ReCUConv2D`.
+
+Two layouts, as in the ReCU reference code (docs/methods.md, section ReCU):
+
+**Small inputs (CIFAR style), `recu_resnet20` / `recu_resnet18`**: a float
+3×3 stem conv → BN → hardtanh, then basic blocks with a shortcut around
+*every* binary conv (IR-Net / Bi-Real style):
+
+    y = hardtanh(BN(ReCUConv3×3/s(x)) + shortcut(x))
+    out = hardtanh(BN(ReCUConv3×3(y)) + y)
+
+The shortcut is the identity, or where the block halves the resolution
+and widens the channels the parameter-free option A
+(`bnn_tf.shortcuts.ZeroPadShortcut`: 2×2 average pool + zero channels).
+Head: global average pool → BN → Dense (float). ResNet-20: widths 16/32/64,
+[3, 3, 3] blocks (18 binary convs); ResNet-18: 64/128/256/512, [2, 2, 2, 2]
+(16 binary convs).
+
+**ImageNet, `recu_resnet18_imagenet` / `recu_resnet34_imagenet`**: 7×7/2
+float stem conv → BN → 3×3/2 max pool, the same blocks with a real
+downsample (1×1 strided float conv → BN), and the BNs after binary convs
+start with γ = 1e-8 (as the reference initialises them), so every block
+starts as the identity. Head: global average pool → Dense.
+
+For LCE every binary conv pads with +1, has BN directly after it and no
+bias, so it becomes `LceBconv2d` with α and BN folded into its output
+multiplier (tests/test_recu.py counts them).
+
+`conv=` swaps the binary conv for comparisons on the same graph:
+`"recu"` (default), `"ste_sign"` (larq's plain binary conv, ste_sign inputs
+and weights, weight clip 1) or `"float"` (no quantizer: the float twin,
+registered as `recu_resnet20_float`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import larq as lq
+import tensorflow as tf
+
+from bnn_tf.errors import ConfigError
+from bnn_tf.models.registry import register
+from bnn_tf.recu import ReCUConv2D
+from bnn_tf.shortcuts import ZeroPadShortcut
+
+CONV_TYPES = ("recu", "ste_sign", "float")
+PAPER = "Xu et al., ReCU: Reviving the Dead Weights in Binary Neural Networks, ICCV 2021"
+
+
+def _conv(
+    conv: str, filters: int, kernel_size: int, strides: int, name: str, b_star: float
+) -> tf.keras.layers.Layer:
+    if conv == "recu":
+        return ReCUConv2D(
+            filters, kernel_size, strides=strides, padding="same", b_star=b_star, name=name
+        )
+    if conv == "ste_sign":
+        return lq.layers.QuantConv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding="same",
+            input_quantizer="ste_sign",
+            kernel_quantizer="ste_sign",
+            kernel_constraint="weight_clip",
+            pad_values=1.0,
+            use_bias=False,
+            name=name,
+        )
+    return tf.keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="same", use_bias=False, name=name
+    )
+
+
+def _bn(name: str, gamma: float = 1.0) -> tf.keras.layers.BatchNormalization:
+    return tf.keras.layers.BatchNormalization(
+        momentum=0.9, gamma_initializer=tf.keras.initializers.Constant(gamma), name=name
+    )
+
+
+def _hardtanh(name: str) -> tf.keras.layers.Layer:
+    return tf.keras.layers.Activation(lq.activations.hard_tanh, name=name)
+
+
+def _basic_block(
+    x: tf.Tensor,
+    filters: int,
+    strides: int,
+    *,
+    conv: str,
+    downsample: str,
+    bn_gamma: float,
+    b_star: float,
+    name: str,
+) -> tf.Tensor:
+    """Two binary 3×3 convs, each with its own shortcut and hardtanh after the add."""
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        if downsample == "zero_pad":
+            shortcut = ZeroPadShortcut(filters, strides, name=f"{name}_shortcut")(x)
+        else:
+            shortcut = tf.keras.layers.Conv2D(
+                filters, 1, strides=strides, use_bias=False, name=f"{name}_down_conv"
+            )(x)
+            shortcut = _bn(f"{name}_down_bn")(shortcut)
+    y = _conv(conv, filters, 3, strides, f"{name}_conv1", b_star)(x)
+    y = _bn(f"{name}_bn1", bn_gamma)(y)
+    y = tf.keras.layers.Add(name=f"{name}_add1")([y, shortcut])
+    y = _hardtanh(f"{name}_act1")(y)
+    z = _conv(conv, filters, 3, 1, f"{name}_conv2", b_star)(y)
+    z = _bn(f"{name}_bn2", bn_gamma)(z)
+    z = tf.keras.layers.Add(name=f"{name}_add2")([z, y])
+    return _hardtanh(f"{name}_act2")(z)
+
+
+def _check(conv: str, blocks: Sequence[int], widths: Sequence[int]) -> None:
+    if conv not in CONV_TYPES:
+        raise ConfigError(f"conv must be one of {CONV_TYPES} (got {conv!r}).")
+    if len(blocks) != len(widths) or not blocks:
+        raise ConfigError(
+            f"blocks and widths must have the same, non-zero length (got {list(blocks)}, {list(widths)})."
+        )
+
+
+def _cifar_resnet(
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    include_top: bool,
+    widths: Sequence[int],
+    blocks: Sequence[int],
+    conv: str,
+    b_star: float,
+    name: str,
+) -> tf.keras.Model:
+    _check(conv, blocks, widths)
+    inputs = tf.keras.Input(shape=tuple(input_shape))
+    x = tf.keras.layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(
+        inputs
+    )
+    x = _bn("stem_bn")(x)
+    x = _hardtanh("stem_act")(x)
+    for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
+        for block in range(count):
+            strides = 2 if stage > 0 and block == 0 else 1
+            x = _basic_block(
+                x,
+                width,
+                strides,
+                conv=conv,
+                downsample="zero_pad",
+                bn_gamma=1.0,
+                b_star=b_star,
+                name=f"stage{stage + 1}_block{block + 1}",
+            )
+    if include_top:
+        x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
+        x = _bn("head_bn")(x)
+        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
+    return tf.keras.Model(inputs, x, name=name)
+
+
+def _imagenet_resnet(
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    include_top: bool,
+    blocks: Sequence[int],
+    conv: str,
+    b_star: float,
+    name: str,
+) -> tf.keras.Model:
+    widths = (64, 128, 256, 512)
+    _check(conv, blocks, widths)
+    inputs = tf.keras.Input(shape=tuple(input_shape))
+    x = tf.keras.layers.Conv2D(64, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(
+        inputs
+    )
+    x = _bn("stem_bn")(x)
+    x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
+    for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
+        for block in range(count):
+            strides = 2 if stage > 0 and block == 0 else 1
+            x = _basic_block(
+                x,
+                width,
+                strides,
+                conv=conv,
+                downsample="conv",
+                bn_gamma=1e-8,
+                b_star=b_star,
+                name=f"stage{stage + 1}_block{block + 1}",
+            )
+    if include_top:
+        x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
+        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
+    return tf.keras.Model(inputs, x, name=name)
+
+
+@register(
+    "recu_resnet20",
+    description="ReCU ResNet-20 (CIFAR style, 16/32/64, shortcut around every binary conv)",
+    lce_binary=True,
+    default_input_shape=(28, 28, 1),
+    float_twin="recu_resnet20_float",
+    family="recu",
+    paper=PAPER,
+)
+def recu_resnet20(
+    *,
+    input_shape: Sequence[int] = (28, 28, 1),
+    num_classes: int = 10,
+    include_top: bool = True,
+    conv: str = "recu",
+    b_star: float = 2.0,
+) -> tf.keras.Model:
+    """ReCU ResNet-20 for small images (18 binary 3×3 convs, float stem and head).
+
+    Outputs logits. Train with `bnn_tf.training.compile_model` (Bop + Adam) or
+    `bnn_tf.recu.recu_optimizer`, plus `bnn_tf.recu.TauScheduler(epochs)`.
+
+    Args:
+        input_shape: (height, width, channels); 28×28 and 32×32 are intended.
+        num_classes: number of logits.
+        include_top: add global average pool, BN and the Dense classifier.
+        conv: `"recu"`, `"ste_sign"` (plain larq binary conv) or `"float"`.
+        b_star: ReCU's Laplace scale b*.
+    """
+    return _cifar_resnet(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        widths=(16, 32, 64),
+        blocks=(3, 3, 3),
+        conv=conv,
+        b_star=b_star,
+        name="recu_resnet20" if conv == "recu" else f"resnet20_{conv}",
+    )
+
+
+@register(
+    "recu_resnet20_float",
+    description="Float twin of recu_resnet20 (same graph, full-precision convs)",
+    lce_binary=False,
+    default_input_shape=(28, 28, 1),
+    family="recu",
+)
+def recu_resnet20_float(
+    *,
+    input_shape: Sequence[int] = (28, 28, 1),
+    num_classes: int = 10,
+    include_top: bool = True,
+) -> tf.keras.Model:
+    """`recu_resnet20` with every binary conv replaced by a float `Conv2D`."""
+    return recu_resnet20(
+        input_shape=input_shape, num_classes=num_classes, include_top=include_top, conv="float"
+    )
+
+
+@register(
+    "recu_resnet18",
+    description="ReCU ResNet-18 (CIFAR style, 64..512, shortcut around every binary conv)",
+    lce_binary=True,
+    default_input_shape=(28, 28, 1),
+    family="recu",
+    paper=PAPER,
+)
+def recu_resnet18(
+    *,
+    input_shape: Sequence[int] = (28, 28, 1),
+    num_classes: int = 10,
+    include_top: bool = True,
+    conv: str = "recu",
+    b_star: float = 2.0,
+) -> tf.keras.Model:
+    """ReCU ResNet-18 for small images (16 binary 3×3 convs, float stem and head).
+
+    Args: as `recu_resnet20`.
+    """
+    return _cifar_resnet(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        widths=(64, 128, 256, 512),
+        blocks=(2, 2, 2, 2),
+        conv=conv,
+        b_star=b_star,
+        name="recu_resnet18" if conv == "recu" else f"resnet18_{conv}",
+    )
+
+
+@register(
+    "recu_resnet18_imagenet",
+    description="ReCU ResNet-18 for ImageNet-size inputs (7×7 stem, real 1×1 downsample)",
+    lce_binary=True,
+    default_input_shape=(224, 224, 3),
+    family="recu",
+    paper=PAPER,
+    tags=("large",),
+)
+def recu_resnet18_imagenet(
+    *,
+    input_shape: Sequence[int] = (224, 224, 3),
+    num_classes: int = 1000,
+    include_top: bool = True,
+    conv: str = "recu",
+    b_star: float = 2.0,
+) -> tf.keras.Model:
+    """ReCU ResNet-18, ImageNet layout (published 61.0 % top-1 on ImageNet).
+
+    Args: as `recu_resnet20` (default 224×224×3 inputs, 1000 classes).
+    """
+    return _imagenet_resnet(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        blocks=(2, 2, 2, 2),
+        conv=conv,
+        b_star=b_star,
+        name="recu_resnet18_imagenet",
+    )
+
+
+@register(
+    "recu_resnet34_imagenet",
+    description="ReCU ResNet-34 for ImageNet-size inputs (7×7 stem, real 1×1 downsample)",
+    lce_binary=True,
+    default_input_shape=(224, 224, 3),
+    family="recu",
+    paper=PAPER,
+    tags=("large",),
+)
+def recu_resnet34_imagenet(
+    *,
+    input_shape: Sequence[int] = (224, 224, 3),
+    num_classes: int = 1000,
+    include_top: bool = True,
+    conv: str = "recu",
+    b_star: float = 2.0,
+) -> tf.keras.Model:
+    """ReCU ResNet-34, ImageNet layout (published 65.1 % top-1 on ImageNet).
+
+    Args: as `recu_resnet20` (default 224×224×3 inputs, 1000 classes).
+    """
+    return _imagenet_resnet(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        blocks=(3, 4, 6, 3),
+        conv=conv,
+        b_star=b_star,
+        name="recu_resnet34_imagenet",
+    )

@@ -1,0 +1,310 @@
+"""EBConv2D: gate, winner-takes-all, staging, serialisation, Bop routing, LCE export."""
+
+from __future__ import annotations
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bnn_tf import converters, ebconv_export
+from bnn_tf.ebconv import (
+    EBConv2D,
+    ExpertExpansion,
+    ebconv_layers,
+    expand_experts,
+    expert_usage,
+    set_single_expert,
+    winner_takes_all,
+)
+from bnn_tf.errors import ConfigError
+
+
+def _sign(x):
+    return np.where(x >= 0, 1.0, -1.0).astype(np.float32)
+
+
+def _layer(input_shape, **kwargs) -> EBConv2D:
+    layer = EBConv2D(**kwargs)
+    layer.build((None, *input_shape))
+    return layer
+
+
+def _spread_gate(layer: EBConv2D, rng, scale: float = 3.0) -> None:
+    # A strong random gate so different samples pick different experts.
+    layer.gate_kernel.assign(rng.normal(size=layer.gate_kernel.shape).astype(np.float32) * scale)
+
+
+def _inputs(rng, n, shape):
+    # A per-sample channel offset makes GAP(x) differ between samples.
+    x = rng.uniform(-1, 1, size=(n, *shape)) + rng.normal(size=(n, 1, 1, shape[-1]))
+    return x.astype(np.float32)
+
+
+def _reference(layer: EBConv2D, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample formula: y_b = α ⊙ conv(pad₁(sign x_b), sign W_k), k = argmax gate."""
+    pooled = x.mean(axis=(1, 2))
+    logits = pooled @ layer.gate_kernel.numpy() + layer.gate_bias.numpy()
+    idx = logits.argmax(-1)
+    w = _sign(layer.kernel.numpy())
+    xs = _sign(x)
+    if layer.padding == "same":
+        pads = [(0, 0)]
+        for axis, (k, s) in enumerate(zip(layer.kernel_size, layer.strides)):
+            size = x.shape[axis + 1]
+            out = -(-size // s)
+            total = max((out - 1) * s + k - size, 0)
+            pads.append((total // 2, total - total // 2))
+        pads.append((0, 0))
+        xs = np.pad(xs, pads, constant_values=1.0)
+    outs = []
+    for b in range(len(x)):
+        y = tf.nn.conv2d(xs[b : b + 1], w[idx[b]], strides=(1, *layer.strides, 1), padding="VALID")
+        outs.append(y.numpy()[0] * layer.alpha.numpy())
+    return np.stack(outs), idx
+
+
+def test_winner_takes_all_is_one_hot_forward_and_identity_backward():
+    probs = tf.constant([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]])
+    upstream = tf.constant([[1.0, 2.0, 3.0], [-1.0, 0.5, 4.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(probs)
+        out = winner_takes_all(probs)
+        loss = tf.reduce_sum(out * upstream)
+    np.testing.assert_array_equal(out.numpy(), [[0, 1, 0], [1, 0, 0]])
+    np.testing.assert_allclose(tape.gradient(loss, probs).numpy(), upstream.numpy())
+
+
+@pytest.mark.parametrize("implementation", ["partition", "grouped"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"kernel_size": 3, "groups": 1, "strides": 1, "padding": "same"},
+        {"kernel_size": 3, "groups": 2, "strides": 2, "padding": "same"},
+        {"kernel_size": 1, "groups": 1, "strides": 1, "padding": "valid"},
+        {"kernel_size": (3, 1), "groups": 4, "strides": (2, 1), "padding": "valid"},
+    ],
+)
+def test_forward_matches_the_per_sample_formula(implementation, kwargs, rng):
+    shape = (9, 8, 8)
+    layer = _layer(shape, filters=8, num_experts=4, implementation=implementation, **kwargs)
+    _spread_gate(layer, rng)
+    layer.alpha.assign(rng.uniform(0.5, 2.0, size=8).astype(np.float32))
+    x = _inputs(rng, 12, shape)
+    expected, idx = _reference(layer, x)
+    assert len(set(idx)) >= 2, "the test needs samples routed to different experts"
+    got = layer(x).numpy()
+    assert got.shape == expected.shape == tuple(layer.compute_output_shape((12, *shape)))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_array_equal(layer.select_experts(x).numpy(), idx)
+
+
+def test_an_expert_chosen_by_no_sample_is_fine_and_learns_nothing(rng):
+    layer = _layer((6, 6, 4), filters=4, kernel_size=3, num_experts=4)
+    layer.gate_kernel.assign(np.zeros((4, 4), np.float32))
+    layer.gate_bias.assign([0.0, 0.0, 5.0, 0.0])  # every sample → expert 2
+    x = _inputs(rng, 5, (6, 6, 4))
+    with tf.GradientTape() as tape:
+        y = layer(x)
+        loss = tf.reduce_sum(y * tf.constant(rng.normal(size=y.shape), tf.float32))
+    grad = tape.gradient(loss, layer.kernel).numpy()
+    assert np.abs(grad[2]).sum() > 0
+    for n in (0, 1, 3):
+        assert np.abs(grad[n]).sum() == 0, f"expert {n} was not chosen but got gradient"
+
+
+@pytest.mark.parametrize("implementation", ["partition", "grouped"])
+def test_gate_gradient_is_straight_through_the_softmax(implementation, rng):
+    """∂L/∂z = J_softmaxᵀ g with g_n = ⟨∂L/∂y, conv(x, W_n)·α⟩ (partition: chosen n only)."""
+    shape = (5, 5, 4)
+    layer = _layer(shape, filters=3, kernel_size=3, num_experts=3, implementation=implementation)
+    _spread_gate(layer, rng)
+    x = _inputs(rng, 6, shape)
+    upstream = rng.normal(size=(6, 5, 5, 3)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x) * upstream)
+    got = tape.gradient(loss, layer.gate_bias).numpy()
+
+    pooled = x.mean(axis=(1, 2))
+    logits = pooled @ layer.gate_kernel.numpy() + layer.gate_bias.numpy()
+    p = tf.nn.softmax(logits).numpy()
+    idx = logits.argmax(-1)
+    xs = np.pad(_sign(x), [(0, 0), (1, 1), (1, 1), (0, 0)], constant_values=1.0)
+    w = _sign(layer.kernel.numpy())
+    expected = np.zeros(3)
+    for b in range(6):
+        g = np.zeros(3)
+        for n in range(3):
+            if implementation == "partition" and n != idx[b]:
+                continue
+            y_n = tf.nn.conv2d(xs[b : b + 1], w[n], 1, "VALID").numpy()[0]
+            g[n] = np.sum(upstream[b] * y_n)
+        jac = np.diag(p[b]) - np.outer(p[b], p[b])
+        expected += jac.T @ g
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+
+
+def test_se_scale_follows_its_formula(rng):
+    shape = (6, 6, 16)
+    layer = _layer(shape, filters=8, kernel_size=3, num_experts=1, use_se=True, se_reduction=8)
+    assert layer.se_kernel1.shape == (16, 2)
+    x = _inputs(rng, 3, shape)
+    plain = _layer(shape, filters=8, kernel_size=3, num_experts=1)
+    plain.set_weights(layer.get_weights()[:2])
+    pooled = x.mean(axis=(1, 2))
+    hidden = np.maximum(pooled @ layer.se_kernel1.numpy() + layer.se_bias1.numpy(), 0)
+    z = hidden @ layer.se_kernel2.numpy() + layer.se_bias2.numpy()
+    scale = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(layer(x).numpy(), plain(x).numpy() * scale[:, None, None], atol=1e-5)
+
+
+def test_single_expert_phase_then_expansion(rng):
+    shape = (6, 6, 4)
+    layer = _layer(shape, filters=4, kernel_size=3, num_experts=4, single_expert=True)
+    _spread_gate(layer, rng)
+    model = tf.keras.Sequential([tf.keras.Input(shape), layer])
+    x = _inputs(rng, 10, shape)
+    assert set(layer.select_experts(x).numpy()) == {0}
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(x) ** 2)
+    assert np.abs(tape.gradient(loss, layer.gate_kernel).numpy()).sum() == 0
+
+    assert expand_experts(model) == 1
+    kernel = layer.kernel.numpy()
+    for n in range(1, 4):
+        np.testing.assert_array_equal(kernel[n], kernel[0])
+    assert float(layer.single_expert.numpy()) == 0.0
+    assert len(set(layer.select_experts(x).numpy())) >= 2
+    set_single_expert(model, True)
+    assert set(layer.select_experts(x).numpy()) == {0}
+
+
+def test_expansion_callback_and_bop_train_the_right_variables(fmnist_small):
+    import bnn_tf.models as zoo
+    from bnn_tf import training
+
+    tf.keras.utils.set_random_seed(3)
+    model = zoo.build("ebnet_small", widths=(64,), blocks=(1,), groups=(2,))
+    eb = ebconv_layers(model)
+    assert all(lq.optimizers.Bop.is_binary_variable(layer.kernel) for layer in eb)
+    assert not any(lq.optimizers.Bop.is_binary_variable(layer.gate_kernel) for layer in eb)
+    training.compile_model(model)
+    gate_before = eb[0].gate_kernel.numpy().copy()
+    seen = []
+
+    class Probe(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append([float(layer.single_expert.numpy()) for layer in eb])
+
+    x, y = fmnist_small["x_train"][:256], fmnist_small["y_train"][:256]
+    model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[ExpertExpansion(1), Probe()])
+    assert seen == [[1.0] * len(eb), [0.0] * len(eb)]
+    kernel = eb[0].kernel.numpy()
+    assert set(np.unique(kernel)) <= {-1.0, 1.0}, "Bop keeps expert kernels binary"
+    assert not np.array_equal(eb[0].gate_kernel.numpy(), gate_before), "Adam trains the gate"
+    usage = expert_usage(model, fmnist_small["x_test"][:64])
+    assert set(usage) == {layer.name for layer in eb}
+    assert all(int(c.sum()) == 64 for c in usage.values())
+
+
+def test_keras_file_round_trip_keeps_weights_and_stage(tmp_path, rng):
+    shape = (8, 8, 8)
+    inputs = tf.keras.Input(shape)
+    out = EBConv2D(8, 3, groups=2, strides=2, use_se=True, implementation="grouped", name="eb")(inputs)
+    model = tf.keras.Model(inputs, out)
+    _spread_gate(model.get_layer("eb"), rng)
+    set_single_expert(model, True)
+    path = tmp_path / "eb.keras"
+    model.save(path)
+    loaded = tf.keras.models.load_model(path)
+    x = _inputs(rng, 4, shape)
+    np.testing.assert_allclose(model(x).numpy(), loaded(x).numpy(), atol=1e-6)
+    layer = loaded.get_layer("eb")
+    assert float(layer.single_expert.numpy()) == 1.0
+    assert layer.get_config()["implementation"] == "grouped" and layer.groups == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"filters": 6, "kernel_size": 3, "groups": 4}, "divide"),
+        ({"filters": 8, "kernel_size": 3, "padding": "causal"}, "padding"),
+        ({"filters": 8, "kernel_size": 3, "implementation": "loop"}, "implementation"),
+        ({"filters": 8, "kernel_size": 3, "num_experts": 0}, "num_experts"),
+    ],
+)
+def test_bad_arguments_raise_config_error(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        EBConv2D(**kwargs)
+
+
+def test_groups_must_divide_the_input_channels():
+    with pytest.raises(ConfigError, match="input"):
+        _layer((4, 4, 6), filters=8, kernel_size=3, groups=4)
+
+
+def test_export_strategies_agree_in_keras(rng):
+    shape = (8, 8, 32)
+    inputs = tf.keras.Input(shape)
+    model = tf.keras.Model(inputs, EBConv2D(16, 3, name="eb")(inputs))
+    _spread_gate(model.get_layer("eb"), rng)
+    x = _inputs(rng, 6, shape)
+    expected = model(x).numpy()
+    for strategy in ebconv_export.STRATEGIES:
+        exported = ebconv_export.export_model(model, strategy=strategy)
+        got = np.concatenate([exported(x[i : i + 1]).numpy() for i in range(len(x))])
+        np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=strategy)
+
+
+def test_export_refuses_subclassed_models():
+    class Sub(tf.keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(ConfigError, match="functional"):
+        ebconv_export.export_model(Sub())
+
+
+def test_converted_layer_runs_one_lce_bconv_per_expert_in_if_branches(rng):
+    shape = (16, 16, 64)
+    inputs = tf.keras.Input(shape)
+    model = tf.keras.Model(inputs, EBConv2D(32, 3, groups=2, name="eb")(inputs))
+    layer = model.get_layer("eb")
+    _spread_gate(layer, rng)
+    x = _inputs(rng, 24, shape)
+    assert len(set(layer.select_experts(x).numpy())) >= 3
+    flatbuffer = converters.convert(ebconv_export.export_model(model))
+    ops = converters.parse(flatbuffer)
+    counts = ops.op_counts
+    assert counts["IF"] == 3  # balanced tree over 4 experts
+    assert counts["LceBconv2d"] == 4 * 2  # 4 experts × 2 groups, split per group
+    assert counts.get("CONV_2D", 0) == 0
+    assert all(op.subgraph > 0 for op in ops.operators if op.op == "LceBconv2d")
+    got = ebconv_export.lce_interpreter(flatbuffer).predict(x)
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=1e-4)
+
+
+def test_trained_ebnet_small_converts_and_agrees_on_real_images(fmnist_small):
+    import bnn_tf.models as zoo
+    from bnn_tf import training
+
+    tf.keras.utils.set_random_seed(0)
+    model = zoo.build("ebnet_small")
+    training.compile_model(model)
+    x, y = fmnist_small["x_train"][:1024], fmnist_small["y_train"][:1024]
+    model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[ExpertExpansion(1)])
+    x_test, y_test = fmnist_small["x_test"], fmnist_small["y_test"]
+    usage = expert_usage(model, x_test)
+    assert any((counts > 0).sum() >= 2 for counts in usage.values()), usage
+
+    exported = ebconv_export.export_model(model)
+    flatbuffer = converters.convert(exported)
+    report = converters.inspect(flatbuffer)
+    assert report.binary_convs > 0
+    # Float convs: the float stem and the 2 × 2 real transition 1×1 convs only.
+    assert report.float_mac_ops == 1 + 4 + 1  # + the Dense head
+    lite = ebconv_export.lce_interpreter(flatbuffer).predict(x_test)
+    keras = model.predict(x_test, verbose=0)
+    agreement = float((lite.argmax(-1) == keras.argmax(-1)).mean())
+    assert agreement >= 0.999, agreement
+    assert float((keras.argmax(-1) == y_test).mean()) > 0.3
