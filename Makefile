@@ -15,6 +15,7 @@ help:
 	@echo "make demo   train → convert → verify → bench on Fashion-MNIST (writes $(DEMO_OUT)/report.md)"
 	@echo "make test   run the test suite (default run, < 20 min on 2 cores)"
 	@echo "make lint   ruff"
+	@echo "make jvm-test  the Android demo's JUnit tests on a plain JVM (JDK + junit4)"
 	@echo "make bench  run the benchmarks (long; writes benchmarks/results/)"
 
 setup: $(STAMP) data

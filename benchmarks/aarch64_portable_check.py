@@ -166,6 +166,15 @@ def compare(args: argparse.Namespace) -> int:
         "machine": machine_description(),
         "emulation": args.emulation,
         "aarch64": {k: v for k, v in run.items() if k != "models"},
+        "x86_litert": (
+            {
+                k: v
+                for k, v in json.loads((work / "x86litert_run.json").read_text()).items()
+                if k != "models"
+            }
+            if (work / "x86litert_run.json").is_file()
+            else None
+        ),
         "x86_runtime": prep["x86_runtime"],
         "data_source": prep["data_source"],
         "num_images": prep["num_images"],
@@ -195,6 +204,19 @@ def compare(args: argparse.Namespace) -> int:
             "x86_seconds": info["x86_seconds"],
             "aarch64_qemu_seconds": run["models"][name]["seconds"],
         }
+        # Same runtime (ai-edge-litert) natively on x86_64, if the driver ran it: tells a
+        # platform difference from a TF-TFLite vs LiteRT version difference.
+        native = work / f"x86litert_{name}.npy"
+        if native.is_file():
+            lite = np.load(native)
+            result["models"][name]["x86_litert"] = {
+                "top1_agreement_with_aarch64": float((lite.argmax(-1) == arm.argmax(-1)).mean()),
+                "max_abs_logit_diff_vs_aarch64": float(np.abs(lite - arm).max()),
+                "top1_agreement_with_x86_tf_lite": float(
+                    (lite.argmax(-1) == x86.argmax(-1)).mean()
+                ),
+                "max_abs_logit_diff_vs_x86_tf_lite": float(np.abs(lite - x86).max()),
+            }
     result["passed"] = result["models"]["float"]["top1_agreement"] >= GOAL_AGREEMENT
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic.write_json(RESULTS / f"{NAME}.json", result)
@@ -205,6 +227,15 @@ def compare(args: argparse.Namespace) -> int:
             f"{prep['num_images']} images, max |logit diff| {r['max_abs_logit_diff']:.3g}, "
             f"accuracy x86 {r['accuracy_x86']:.4f} / aarch64 {r['accuracy_aarch64']:.4f}"
         )
+    for name, r in result["models"].items():
+        if "x86_litert" in r:
+            n = r["x86_litert"]
+            print(
+                f"{name}: ai-edge-litert on x86_64 vs aarch64: agreement "
+                f"{n['top1_agreement_with_aarch64']:.4%}, max |diff| "
+                f"{n['max_abs_logit_diff_vs_aarch64']:.3g}; vs TF's TFLite on x86_64: "
+                f"{n['top1_agreement_with_x86_tf_lite']:.4%}"
+            )
     print(
         f"goal (float agreement ≥ {GOAL_AGREEMENT:.1%}): {'PASS' if result['passed'] else 'FAIL'}"
     )

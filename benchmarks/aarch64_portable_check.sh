@@ -10,7 +10,9 @@
 # 3. x86_64: the portable model (converters.convert_portable) and its stock-TFLite
 #    outputs on real Fashion-MNIST test images (benchmarks/aarch64_portable_check.py prepare);
 # 4. aarch64 under emulation: the same .tflite on the same images (aarch64_run_tflite.py);
-# 5. comparison -> benchmarks/results/aarch64_portable_check.{json,png}; exit 1 if the
+# 5. the same runner natively on x86_64 with the x86_64 ai-edge-litert wheel, to tell a
+#    platform difference from a TF-TFLite vs LiteRT version difference;
+# 6. comparison -> benchmarks/results/aarch64_portable_check.{json,png}; exit 1 if the
 #    float model's top-1 agreement is below 99.9 %.
 #
 # Only /proc is mounted in the chroot: with /proc AND /sys mounted the interpreter
@@ -70,6 +72,12 @@ trap 'umount "$rootfs/proc" 2>/dev/null || true' EXIT
 chroot "$rootfs" /usr/bin/env PYTHONPATH=/opt/bnn-site python3 "/$work_rel/aarch64_run_tflite.py" "/$work_rel"
 umount "$rootfs/proc"
 trap - EXIT
+
+x86_site="$base/x86-site"
+if [ ! -d "$x86_site/ai_edge_litert" ]; then
+  "$py" -m pip install --quiet --target "$x86_site" --only-binary=:all: ai-edge-litert "numpy<2"
+fi
+PYTHONPATH="$x86_site" "$py" benchmarks/aarch64_run_tflite.py "$work" x86litert
 
 qemu="$(/usr/bin/qemu-aarch64-static --version | head -1)"
 "$py" benchmarks/aarch64_portable_check.py compare "$work" \

@@ -3,9 +3,13 @@
 Standalone on purpose: only numpy and ai-edge-litert (the aarch64 wheels from
 PyPI), no TensorFlow and no bnn_tf, like a Raspberry Pi with `pip install
 ai-edge-litert`. Reads WORK/prepare.json written by aarch64_portable_check.py
-prepare, writes WORK/aarch64_<name>.npy and WORK/aarch64_run.json.
+prepare, writes WORK/<prefix>_<name>.npy and WORK/<prefix>_run.json.
 
-    python3 aarch64_run_tflite.py WORK
+    python3 aarch64_run_tflite.py WORK [PREFIX]     # PREFIX: default "aarch64"
+
+The same script also runs natively on x86_64 with the x86_64 wheels (PREFIX
+"x86litert"), which separates platform differences from differences between
+TF's bundled TFLite and ai-edge-litert.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ def run_model(
     return results, time.perf_counter() - start
 
 
-def main(work: Path) -> int:
+def main(work: Path, prefix: str = "aarch64") -> int:
     prep = json.loads((work / "prepare.json").read_text())
     images = np.load(work / prep["images"])
     run = {
@@ -60,14 +64,14 @@ def main(work: Path) -> int:
     }
     for name, info in prep["models"].items():
         out, seconds = run_model(work / info["file"], images, prep["scale"], prep["offset"])
-        np.save(work / f"aarch64_{name}.npy", out)
+        np.save(work / f"{prefix}_{name}.npy", out)
         run["models"][name] = {"seconds": seconds, "images": len(images)}
         print(
             f"{name}: {len(images)} images in {seconds:.1f} s on {platform.machine()}", flush=True
         )
-    (work / "aarch64_run.json").write_text(json.dumps(run, indent=2) + "\n")
+    (work / f"{prefix}_run.json").write_text(json.dumps(run, indent=2) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1])))
+    sys.exit(main(Path(sys.argv[1]), *sys.argv[2:3]))

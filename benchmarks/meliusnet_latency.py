@@ -30,7 +30,10 @@ import sys
 import time
 from pathlib import Path
 
-import bnn_tf  # noqa: F401  (tf_keras first)
+# isort: off
+import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
+
+# isort: on
 import larq as lq
 import numpy as np
 import tensorflow as tf
@@ -42,7 +45,10 @@ from bnn_tf.converters.tflite_model import LCE_OPS
 from bnn_tf.models import meliusnet as mn
 
 RESULTS = Path(__file__).parent / "results"
-LARQ_ZOO_MELIUSNET22 = {"latency_ms": 70.0, "float_ops": {"MUL": 40, "PAD": 17, "CONCATENATION": 19}}
+LARQ_ZOO_MELIUSNET22 = {
+    "latency_ms": 70.0,
+    "float_ops": {"MUL": 40, "PAD": 17, "CONCATENATION": 19},
+}
 
 
 def randomize_batchnorm(model: tf.keras.Model, seed: int = 0) -> None:
@@ -73,7 +79,9 @@ def zoo_layout_meliusnet22(num_classes: int = 1000) -> tf.keras.Model:
 
     def group_conv(x, filters, groups):
         parts = tf.split(x, groups, axis=-1)
-        return tf.concat([L.Conv2D(filters // groups, 3, padding="same", use_bias=False)(p) for p in parts], -1)
+        return tf.concat(
+            [L.Conv2D(filters // groups, 3, padding="same", use_bias=False)(p) for p in parts], -1
+        )
 
     inp = tf.keras.Input((224, 224, 3))
     x = L.ReLU()(bn(L.Conv2D(32, 3, strides=2, padding="same", use_bias=False)(inp)))
@@ -170,8 +178,10 @@ def time_interleaved(flatbuffers: dict[str, tuple[bytes, tuple]], runs: int, war
             wall[n].append((time.perf_counter() - w0) * 1e3)
     return {
         n: {
-            "wall_median_ms": float(np.median(wall[n])), "wall_min_ms": float(np.min(wall[n])),
-            "cpu_median_ms": float(np.median(cpu[n])), "cpu_min_ms": float(np.min(cpu[n])),
+            "wall_median_ms": float(np.median(wall[n])),
+            "wall_min_ms": float(np.min(wall[n])),
+            "cpu_median_ms": float(np.median(cpu[n])),
+            "cpu_min_ms": float(np.min(cpu[n])),
             "runs": runs,
         }  # fmt: skip
         for n in interpreters
@@ -187,7 +197,9 @@ def plot(rows: list[dict], path: Path) -> None:
     rows = [r for r in rows if "cpu_median_ms" in r and not r["name"].startswith("meliusnet_small")]
     names = [r["name"].replace("meliusnet", "MN") for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    colors = ["tab:gray" if "zoo" in n else "tab:red" if "float" in n else "tab:blue" for n in names]
+    colors = [
+        "tab:gray" if "zoo" in n else "tab:red" if "float" in n else "tab:blue" for n in names
+    ]
     axes[0].bar(names, [r["cpu_median_ms"] for r in rows], color=colors)
     axes[0].axhline(LARQ_ZOO_MELIUSNET22["latency_ms"], ls="--", c="k", lw=1,
                     label="larq-zoo MN22, docs/lce.md (70 ms)")  # fmt: skip
@@ -212,7 +224,8 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="*", default=[
-        *mn.CONFIGS, "meliusnet22_zoo_layout", "meliusnet22_float", "meliusnet_small", "meliusnet_small_float",
+        "meliusnet22", "meliusnet22_zoo_layout", "meliusnet_small", "meliusnet_small_float",
+        "meliusnet22_float", *[c for c in mn.CONFIGS if c != "meliusnet22"],
     ])  # fmt: skip
     parser.add_argument("--runs", type=int, default=15, help="timed inferences per model (≥ 10)")
     parser.add_argument("--warmup", type=int, default=3)

@@ -46,6 +46,13 @@ RUNS = {
         optimizers.OptimizerConfig(name="bop2", threshold=1e-6, gamma=1e-6, sigma=1e-2),
         None,
     ),
+    # τ above Bop2ndOrder's cold-start ratio γ/√σ = 1e-2: on the first step m = γg and
+    # v = σg², so every weight whose gradient agrees with it would flip (see docs/training.md).
+    "bop2_tau2e-2": (
+        "single_stage",
+        optimizers.OptimizerConfig(name="bop2", threshold=2e-2, gamma=1e-3, sigma=1e-2),
+        None,
+    ),
     "two_stage": ("two_stage", optimizers.OptimizerConfig(name="bop"), None),
     "two_stage_kd": ("two_stage_kd", optimizers.OptimizerConfig(name="bop"), None),
 }
@@ -60,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--teacher-epochs", type=int, default=3)
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    p.add_argument("--fresh", action="store_true", help="drop runs recorded by earlier calls")
     p.add_argument("--work", default="runs/bench_optimizers_recipes")
     p.add_argument("--name", default="optimizers_recipes")
     args = p.parse_args(argv)
@@ -89,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
         },
         "runs": [],
     }
+    if (
+        out_json.exists() and not args.fresh
+    ):  # add to an earlier call's runs made under the same conditions
+        previous = json.loads(out_json.read_text())
+        if previous.get("conditions") == result["conditions"]:
+            result["runs"] = previous["runs"]
+            result["command"] = f"{previous['command']} ; then: {result['command']}"
 
     for seed in args.seeds:
         train = data.make_dataset(x, y, batch_size=args.batch_size, training=True, seed=seed)

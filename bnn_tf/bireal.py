@@ -15,7 +15,8 @@ replacing it. Defaults follow the paper: ApproxSign activations (gradient
 Shortcuts when the shape changes (`shortcut=`):
 - `"conv"` (Bi-Real): AvgPool(stride) → real 1×1 conv → BN. Costs a few float MACs.
 - `"pad"` (ResNet option A, used by the CIFAR ResNet-20s of IR-Net/ReCU):
-  strided subsampling and zero channel padding (`ShortcutPad`); free.
+  average-pool subsampling and zero channel padding
+  (`bnn_tf.shortcuts.ZeroPadShortcut`); free.
 - `"duplicate"` (ReActNet): AvgPool(stride) then the input concatenated with
   itself; needs `filters == 2 × input channels`; free.
 
@@ -40,44 +41,9 @@ import larq as lq
 import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
+from bnn_tf.shortcuts import ZeroPadShortcut
 
 SHORTCUTS = ("conv", "pad", "duplicate")
-
-
-@tf.keras.utils.register_keras_serializable(package="bnn_tf")
-class ShortcutPad(tf.keras.layers.Layer):
-    r"""ResNet option-A shortcut: `x[:, ::s, ::s, :]` zero-padded to `filters` channels.
-
-    The extra channels are split as evenly as possible before and after the
-    input channels (as `F.pad(x, (0,0,0,0,p,p))` in the CIFAR ResNet code).
-
-    Args:
-        filters: output channels (≥ input channels).
-        strides: spatial subsampling step.
-    """
-
-    def __init__(self, filters: int, strides: int = 1, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.strides = int(strides)
-
-    def build(self, input_shape):
-        channels = int(tf.TensorShape(input_shape)[-1])
-        if self.filters < channels:
-            raise ConfigError(
-                f"ShortcutPad cannot shrink {channels} channels to {self.filters}. "
-                "Fix: use the 'conv' shortcut to reduce channels."
-            )
-        extra = self.filters - channels
-        self._pad = (extra // 2, extra - extra // 2)
-        super().build(input_shape)
-
-    def call(self, inputs):
-        x = inputs[:, :: self.strides, :: self.strides, :] if self.strides > 1 else inputs
-        return tf.pad(x, [[0, 0], [0, 0], [0, 0], list(self._pad)])
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
 
 
 def bireal_block(
@@ -132,13 +98,19 @@ def bireal_block(
     skip = x
     if strides != 1 or in_channels != filters:
         if shortcut == "pad":
-            skip = ShortcutPad(filters, strides, name=f"{name}_shortcut_pad")(x)
+            skip = ZeroPadShortcut(filters, strides, name=f"{name}_shortcut_pad")(x)
         else:
             if strides != 1:
-                skip = tf.keras.layers.AveragePooling2D(strides, padding="same", name=f"{name}_shortcut_pool")(x)
+                skip = tf.keras.layers.AveragePooling2D(
+                    strides, padding="same", name=f"{name}_shortcut_pool"
+                )(x)
             if shortcut == "conv":
-                skip = tf.keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_shortcut_conv")(skip)
-                skip = tf.keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_shortcut_bn")(skip)
+                skip = tf.keras.layers.Conv2D(
+                    filters, 1, use_bias=False, name=f"{name}_shortcut_conv"
+                )(skip)
+                skip = tf.keras.layers.BatchNormalization(
+                    momentum=bn_momentum, name=f"{name}_shortcut_bn"
+                )(skip)
             elif in_channels != filters:
                 if filters != 2 * in_channels:
                     raise ConfigError(

@@ -118,7 +118,9 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         raise InvalidDataError(f"{path} is not an IDX file (bad magic number).")
     dtype_code, ndim = raw[2], raw[3]
     if dtype_code != 0x08:
-        raise InvalidDataError(f"{path}: IDX type 0x{dtype_code:02x} is not supported (only uint8).")
+        raise InvalidDataError(
+            f"{path}: IDX type 0x{dtype_code:02x} is not supported (only uint8)."
+        )
     header_end = 4 + 4 * ndim
     shape = struct.unpack(f">{ndim}I", raw[4:header_end])
     data = np.frombuffer(raw, dtype=np.uint8, offset=header_end)
@@ -222,7 +224,9 @@ def load(
     else:
         tried.append("Keras download: skipped (download=False or BNN_TF_NO_DOWNLOAD=1)")
 
-    fixes = [f"pass data_dir= (CLI: --data-dir) pointing at the four IDX files, or set ${ENV_DATA_DIR}"]
+    fixes = [
+        f"pass data_dir= (CLI: --data-dir) pointing at the four IDX files, or set ${ENV_DATA_DIR}"
+    ]
     if spec.debian_package:
         fixes.append(f"on Debian/Ubuntu: `sudo apt-get install {spec.debian_package}`")
     fixes.append("or allow Keras' download (needs internet)")

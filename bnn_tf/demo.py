@@ -76,7 +76,11 @@ def run(
         "model": DEMO_MODEL,
         "data_source": splits.source,
         "training": summary,
-        "conversion": {"path": str(conversion.path), "expected_binary_convs": len(expected_binary), **ops.to_dict()},
+        "conversion": {
+            "path": str(conversion.path),
+            "expected_binary_convs": len(expected_binary),
+            **ops.to_dict(),
+        },
         "verification": {**parity.to_dict(), "mismatches": parity.mismatches[:100]},
         "bench": {
             "binary": binary_bench.to_dict(),
@@ -96,7 +100,12 @@ def run(
 
 def format_report(report: dict[str, Any], *, markdown: bool = False) -> str:
     """The report as text (or markdown for report.md)."""
-    tr, cv, vf, bn = report["training"], report["conversion"], report["verification"], report["bench"]
+    tr, cv, vf, bn = (
+        report["training"],
+        report["conversion"],
+        report["verification"],
+        report["bench"],
+    )
     mark = {True: "PASS", False: "FAIL"}
     rows = [
         ("test accuracy (Keras, full test set)", f"{tr['test_accuracy']:.4f}",

@@ -91,7 +91,9 @@ class EBConv2D(tf.keras.layers.Layer):
             LCE needs input channels per group to be a multiple of 32.
         pad_values: value used for "same" padding after the sign (1.0 = LCE's fast path).
         input_quantizer / kernel_quantizer: larq quantizers (default `ste_sign`).
-        kernel_initializer / kernel_constraint: for the expert kernels.
+        kernel_initializer / kernel_constraint: for the expert kernels (no
+            constraint by default: Bop keeps them at ±1).
+        alpha_initializer: initial α (default ones, as in the paper).
         use_se: multiply the output by an SE-style per-channel scale.
         se_reduction: SE bottleneck reduction.
         single_expert: start in the staging phase that forces expert 0.
@@ -112,6 +114,7 @@ class EBConv2D(tf.keras.layers.Layer):
         kernel_quantizer="ste_sign",
         kernel_initializer="glorot_uniform",
         kernel_constraint=None,
+        alpha_initializer="ones",
         use_se: bool = False,
         se_reduction: int = 8,
         single_expert: bool = False,
@@ -147,6 +150,7 @@ class EBConv2D(tf.keras.layers.Layer):
         self.kernel_quantizer = lq.quantizers.get(kernel_quantizer)
         self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
         self.kernel_constraint = tf.keras.constraints.get(kernel_constraint)
+        self.alpha_initializer = tf.keras.initializers.get(alpha_initializer)
         self.use_se = bool(use_se)
         self.se_reduction = int(se_reduction)
         self.single_expert_init = bool(single_expert)
@@ -173,7 +177,9 @@ class EBConv2D(tf.keras.layers.Layer):
         if getattr(self.kernel_quantizer, "precision", None) == 1:
             # Bop (larq's is_binary_variable) trains variables marked precision 1.
             self.kernel.precision = 1
-        self.alpha = self.add_weight("alpha", shape=(self.filters,), initializer="ones")
+        self.alpha = self.add_weight(
+            "alpha", shape=(self.filters,), initializer=self.alpha_initializer
+        )
         if self.num_experts > 1:
             self.gate_kernel = self.add_weight(
                 "gate_kernel", shape=(cin, self.num_experts), initializer="glorot_uniform"
@@ -234,7 +240,7 @@ class EBConv2D(tf.keras.layers.Layer):
             return x
         spatial = tuple(x.shape[1:3]) if spatial is None else tuple(spatial)
         pads = [[0, 0]]
-        for axis, (k, s) in enumerate(zip(self.kernel_size, self.strides)):
+        for axis, (k, s) in enumerate(zip(self.kernel_size, self.strides, strict=True)):
             size = spatial[axis]
             if size is None:
                 raise ConfigError(
@@ -280,7 +286,7 @@ class EBConv2D(tf.keras.layers.Layer):
         # x is already padded, so the conv is VALID.
         out_shape = [
             (x.shape[axis + 1] - k) // s + 1
-            for axis, (k, s) in enumerate(zip(self.kernel_size, self.strides))
+            for axis, (k, s) in enumerate(zip(self.kernel_size, self.strides, strict=True))
         ] + [self.filters]
         outs = [self._conv_or_empty(part, w[n], out_shape) for n, part in enumerate(parts)]
         y = tf.dynamic_stitch(positions, outs)
@@ -315,7 +321,7 @@ class EBConv2D(tf.keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         input_shape = tf.TensorShape(input_shape)
         dims = []
-        for axis, (k, s) in enumerate(zip(self.kernel_size, self.strides)):
+        for axis, (k, s) in enumerate(zip(self.kernel_size, self.strides, strict=True)):
             size = input_shape[axis + 1]
             if size is None:
                 dims.append(None)
@@ -339,6 +345,7 @@ class EBConv2D(tf.keras.layers.Layer):
             "kernel_quantizer": lq.quantizers.serialize(self.kernel_quantizer),
             "kernel_initializer": tf.keras.initializers.serialize(self.kernel_initializer),
             "kernel_constraint": tf.keras.constraints.serialize(self.kernel_constraint),
+            "alpha_initializer": tf.keras.initializers.serialize(self.alpha_initializer),
             "use_se": self.use_se,
             "se_reduction": self.se_reduction,
             "single_expert": self.single_expert_init,
@@ -444,7 +451,7 @@ def expert_usage(
         feats = probe(x[start : start + batch_size], training=False)
         if len(layers) == 1:
             feats = [feats]
-        for layer, feat in zip(layers, feats):
+        for layer, feat in zip(layers, feats, strict=True):
             idx = layer.select_experts(feat).numpy()
             counts[layer.name] += np.bincount(idx, minlength=layer.num_experts)
     return counts

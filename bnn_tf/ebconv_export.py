@@ -78,7 +78,7 @@ class EBConv2DExport(EBConv2D):
             kernels = np.split(kernel, self.groups, axis=-1)
             outs = [
                 self._conv(self.quantize_and_pad(part), tf.constant(k))
-                for part, k in zip(parts, kernels)
+                for part, k in zip(parts, kernels, strict=True)
             ]
             return tf.concat(outs, axis=-1)
 
@@ -125,7 +125,11 @@ class EBConv2DExport(EBConv2D):
         )
 
     def get_config(self):
-        return {**super().get_config(), "strategy": self.strategy, "split_groups": self.split_groups}
+        return {
+            **super().get_config(),
+            "strategy": self.strategy,
+            "split_groups": self.split_groups,
+        }
 
 
 def export_model(
@@ -172,7 +176,9 @@ def export_model(
         return layer.__class__.from_config(config)
 
     inputs = [
-        tf.keras.Input(shape=tuple(t.shape[1:]), batch_size=1, dtype=t.dtype, name=t.name.split(":")[0])
+        tf.keras.Input(
+            shape=tuple(t.shape[1:]), batch_size=1, dtype=t.dtype, name=t.name.split(":")[0]
+        )
         for t in model.inputs
     ]
     exported = tf.keras.models.clone_model(

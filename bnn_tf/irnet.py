@@ -57,7 +57,9 @@ def ede_sign(x: tf.Tensor, t: tf.Tensor | float, k: tf.Tensor | float) -> tf.Ten
     return _call(x)
 
 
-def ede_parameters(epoch: int, epochs: int, t_min: float = T_MIN, t_max: float = T_MAX) -> tuple[float, float]:
+def ede_parameters(
+    epoch: int, epochs: int, t_min: float = T_MIN, t_max: float = T_MAX
+) -> tuple[float, float]:
     """(t, k) of IR-Net's EDE for `epoch` (0-based) of `epochs`."""
     if epochs < 1:
         raise ConfigError(f"epochs must be ≥ 1 (got {epochs}).")
@@ -133,7 +135,11 @@ def ede_quantizers(model: tf.keras.Model) -> list[_EdeQuantizer]:
     """Every EDE quantizer used by `model` (as a layer, input or kernel quantizer; nested too)."""
     found: dict[int, _EdeQuantizer] = {}
     for layer in model.submodules:
-        candidates = [layer, getattr(layer, "input_quantizer", None), getattr(layer, "kernel_quantizer", None)]
+        candidates = [
+            layer,
+            getattr(layer, "input_quantizer", None),
+            getattr(layer, "kernel_quantizer", None),
+        ]
         for q in candidates:
             if isinstance(q, _EdeQuantizer):
                 found[id(q)] = q

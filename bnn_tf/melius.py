@@ -182,12 +182,16 @@ def binary_conv(
     name: str,
     clip: float = STE_CLIP,
     kernel_size: int = 3,
+    kernel_constraint=None,
 ) -> tf.Tensor:
     """MeliusNet's binary 3×3 conv, as LCE wants it (`LceBconv2d`, +1 padding).
 
-    Sign input with STE clip `clip`, sign kernel (clip `clip`), no bias, no
-    scaling. The weight clip only acts on latent-weight optimizers; Bop flips
-    ±w and leaves magnitudes alone.
+    Sign input and sign kernel with straight-through gradients clipped at
+    `clip`, no bias, no scaling factor.
+
+    `kernel_constraint`: None for Bop (the default optimizer; it keeps the
+    weights at ±1, a clip would do nothing); the paper's
+    `lq.constraints.WeightClip(1.3)` when training latent weights with Adam & co.
     """
     return lq.layers.QuantConv2D(
         filters,
@@ -197,13 +201,15 @@ def binary_conv(
         use_bias=False,
         input_quantizer=lq.quantizers.SteSign(clip_value=clip),
         kernel_quantizer=lq.quantizers.SteSign(clip_value=clip),
-        kernel_constraint=lq.constraints.WeightClip(clip),
+        kernel_constraint=kernel_constraint,
         kernel_initializer="glorot_normal",
         name=name,
     )(x)
 
 
-def float_conv(x: tf.Tensor, filters: int = GROWTH_RATE, *, name: str, kernel_size: int = 3) -> tf.Tensor:
+def float_conv(
+    x: tf.Tensor, filters: int = GROWTH_RATE, *, name: str, kernel_size: int = 3
+) -> tf.Tensor:
     """The float twin of `binary_conv` (same shape, no quantizers): for reference models."""
     return tf.keras.layers.Conv2D(
         filters, kernel_size, padding="same", use_bias=False,
@@ -238,6 +244,7 @@ def dense_block(
     growth_rate: int = GROWTH_RATE,
     clip: float = STE_CLIP,
     binary: bool = True,
+    kernel_constraint=None,
 ) -> DenseBlockOutput:
     """MeliusNet dense block: `d = BConv(sign(BN(x)))`, features `[x, d]`.
 
@@ -247,10 +254,13 @@ def dense_block(
         growth_rate: channels added (64 in every published configuration).
         clip: STE / weight clip of the binary conv.
         binary: False builds the float twin (plain BN → Conv2D).
+        kernel_constraint: of the binary kernel (None for Bop, see `binary_conv`).
     """
     h = _pre_conv_norm(x, name=f"{name}_bn", binary=binary)
     if binary:
-        d = binary_conv(h, growth_rate, name=f"{name}_conv", clip=clip)
+        d = binary_conv(
+            h, growth_rate, name=f"{name}_conv", clip=clip, kernel_constraint=kernel_constraint
+        )
     else:
         d = float_conv(h, growth_rate, name=f"{name}_conv")
     y = tf.keras.layers.Concatenate(name=f"{name}_concat")([x, d])
@@ -263,6 +273,7 @@ def improvement_block(
     name: str,
     clip: float = STE_CLIP,
     binary: bool = True,
+    kernel_constraint=None,
 ) -> tf.Tensor:
     """MeliusNet improvement block: `i = BConv(sign(BN([x, d])))`, returns `[x, d + i]`.
 
@@ -275,11 +286,14 @@ def improvement_block(
         name: prefix of the layer names.
         clip: STE / weight clip of the binary conv.
         binary: False builds the float twin.
+        kernel_constraint: of the binary kernel (None for Bop, see `binary_conv`).
     """
     growth = int(dense.new.shape[-1])
     h = _pre_conv_norm(dense.features, name=f"{name}_bn", binary=binary)
     if binary:
-        i = binary_conv(h, growth, name=f"{name}_conv", clip=clip)
+        i = binary_conv(
+            h, growth, name=f"{name}_conv", clip=clip, kernel_constraint=kernel_constraint
+        )
     else:
         i = float_conv(h, growth, name=f"{name}_conv")
     improved = tf.keras.layers.Add(name=f"{name}_add")([dense.new, i])
@@ -293,10 +307,12 @@ def melius_block(
     growth_rate: int = GROWTH_RATE,
     clip: float = STE_CLIP,
     binary: bool = True,
+    kernel_constraint=None,
 ) -> tf.Tensor:
     """One MeliusNet block: dense block then improvement block (C → C + 64)."""
-    dense = dense_block(x, name=f"{name}_dense", growth_rate=growth_rate, clip=clip, binary=binary)
-    return improvement_block(dense, name=f"{name}_improve", clip=clip, binary=binary)
+    kw = {"clip": clip, "binary": binary, "kernel_constraint": kernel_constraint}
+    dense = dense_block(x, name=f"{name}_dense", growth_rate=growth_rate, **kw)
+    return improvement_block(dense, name=f"{name}_improve", **kw)
 
 
 def grouped_conv_bn_relu(
@@ -330,14 +346,18 @@ def grouped_conv_bn_relu(
             kernel_initializer="glorot_normal", name=f"{name}_conv{suffix}",
         )(part)  # fmt: skip
         if batch_norm:
-            y = tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn{suffix}")(y)
+            y = tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn{suffix}")(
+                y
+            )
         if relu:
             y = tf.keras.layers.ReLU(name=f"{name}_relu{suffix}")(y)
         outs.append(y)
     return outs[0] if groups == 1 else tf.keras.layers.Concatenate(name=f"{name}_concat")(outs)
 
 
-def grouped_stem(x: tf.Tensor, *, name: str = "stem", strides: int = 2, pool: bool = True) -> tf.Tensor:
+def grouped_stem(
+    x: tf.Tensor, *, name: str = "stem", strides: int = 2, pool: bool = True
+) -> tf.Tensor:
     """MeliusNet's grouped stem: 3×3/2 32 → 3×3 32 (g4) → 3×3 64 (g8), each BN + ReLU, MaxPool 3×3/2.
 
     Args:
@@ -396,6 +416,7 @@ def melius_stages(
     shuffle_groups: int | None = None,
     binary: bool = True,
     clip: float = STE_CLIP,
+    kernel_constraint=None,
 ) -> tf.Tensor:
     """The body: `num_blocks[s]` Melius blocks per stage, a transition between stages."""
     if len(transition_features) != len(num_blocks) - 1:
@@ -405,7 +426,10 @@ def melius_stages(
         )
     for s, n in enumerate(num_blocks):
         for b in range(n):
-            x = melius_block(x, name=f"stage{s + 1}_block{b + 1}", clip=clip, binary=binary)
+            x = melius_block(
+                x, name=f"stage{s + 1}_block{b + 1}", clip=clip, binary=binary,
+                kernel_constraint=kernel_constraint,
+            )  # fmt: skip
         if s < len(transition_features):
             x = transition(
                 x, transition_features[s], name=f"transition{s + 1}",

@@ -197,19 +197,32 @@ class ScheduleConfig:
 
 
 def make_schedule(
-    initial: float, schedule: ScheduleConfig | str | None, *, steps_per_epoch: int, epochs: int
+    initial: float,
+    schedule: ScheduleConfig | str | None,
+    *,
+    steps_per_epoch: int | None,
+    epochs: int | None,
 ) -> Schedule:
     """A float (constant) or a built-in Keras schedule over optimizer steps.
 
     Built-in Keras schedules only, so a saved optimizer reloads without custom objects.
+
+    Raises:
+        ConfigError: a non-constant schedule without `steps_per_epoch` and `epochs`.
     """
     if schedule is None or isinstance(schedule, str):
         schedule = ScheduleConfig(kind=schedule or "constant")
     schedule.validate()
-    total = max(1, steps_per_epoch * epochs)
-    sched = tf.keras.optimizers.schedules
+    if schedule.kind != "constant" and not (steps_per_epoch and epochs):
+        raise ConfigError(
+            f"a {schedule.kind} schedule needs steps_per_epoch and epochs (got {steps_per_epoch}, "
+            f"{epochs}). Fix: pass both, or use ScheduleConfig('constant')."
+        )
     if schedule.kind == "constant":
         return float(initial)
+    assert steps_per_epoch is not None and epochs is not None
+    total = max(1, steps_per_epoch * epochs)
+    sched = tf.keras.optimizers.schedules
     if schedule.kind == "step":
         return sched.ExponentialDecay(
             initial, steps_per_epoch * schedule.every_epochs, schedule.factor, staircase=True
@@ -290,7 +303,10 @@ DEFAULTS: dict[str, tuple[float, float]] = {
 
 
 def make_optimizer(
-    config: OptimizerConfig | None = None, *, steps_per_epoch: int = 1, epochs: int = 1
+    config: OptimizerConfig | None = None,
+    *,
+    steps_per_epoch: int | None = None,
+    epochs: int | None = None,
 ) -> tf.keras.optimizers.legacy.Optimizer:
     """Build the optimizer described by `config` (default: Bop + Adam, cosine learning rate).
 

@@ -8,9 +8,7 @@ from collections.abc import Sequence
 from bnn_tf import atomic
 
 
-def plot_history(
-    records: Sequence[dict], path: str | os.PathLike[str], *, title: str = ""
-) -> None:
+def plot_history(records: Sequence[dict], path: str | os.PathLike[str], *, title: str = "") -> None:
     """Plot loss and accuracy per epoch (train and validation) into a PNG.
 
     Args:
@@ -26,7 +24,7 @@ def plot_history(
 
     epochs = [r.get("epoch", i + 1) for i, r in enumerate(records)]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for key, label, style in ((metric, "train", "-o"), (f"val_{metric}", "test", "-s")):
             values = [r.get(key) for r in records]
             if any(v is not None for v in values):

@@ -9,14 +9,16 @@ Generalized Activation Functions", ECCV 2020.
 - RPReLU: `y = PReLU_β(x − γ_c) + ζ_c`, i.e. `x − γ + ζ` where `x > γ` and
   `β_c (x − γ) + ζ` elsewhere; β starts at 0.25, γ and ζ at 0.
 
-Keeping LCE's binary kernel (docs/lce.md): a binary conv becomes
-`LceBconv2d` only if its *input quantizer* is a plain sign. So models write
-RSign in two halves: `RSignThreshold` (the learnable `x − α_c`, a float
-elementwise op) followed by a `QuantConv2D(input_quantizer="approx_sign")`.
-The result is exactly `conv(sign(x − α))` with ReActNet's gradient, and the
-conv still lowers to `LceBconv2d`. `RSign` (the fused activation) is offered
-for analysis and for non-LCE use; as a separate layer before a conv whose
-input quantizer is `None` it would leave a float conv.
+Keeping LCE's binary kernel (docs/lce.md, verified by counting ops in
+tests/test_classic.py): models write RSign in two halves, `RSignThreshold`
+(the learnable `x − α_c`, one float elementwise SUB) followed by a
+`QuantConv2D(input_quantizer="approx_sign", pad_values=1.0)`. The result is
+exactly `conv(sign(x − α))` with ReActNet's gradient; the conv declares its
+binary input, so the lint/report and Bop see it, and it gets the
+`pad_values=1` fast path. (Measured: LCE matches the sign pattern in the
+graph, so the fused `RSign` layer before a conv without input quantizer also
+becomes `LceBconv2d`; but larq then pads the ±1 map with zeros, and our
+reports do not count that conv as binary.)
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class RSign(RSignThreshold):
     r"""ReActNet RSign: `sign(x − α_c)` in {−1, +1} (sign(0) = +1), ApproxSign gradient.
 
     For LCE models prefer `RSignThreshold` + a conv with a sign input
-    quantizer (same function, keeps `LceBconv2d`).
+    quantizer (same function; the conv then declares its binary input).
     """
 
     def call(self, inputs):

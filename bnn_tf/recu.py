@@ -355,12 +355,21 @@ class ReCUConv2D(lq.layers.QuantConv2D):
         if isinstance(quantizer, tf.keras.layers.Layer) and not quantizer.built:
             quantizer.build(self.kernel.shape)
 
+    def call(self, inputs, training=None):
+        # Where α is applied depends on the mode (the values are the same):
+        # training scales the small kernel, conv(x, sign(W)·α), much cheaper
+        # on a CPU than scaling the output and its gradient; inference (what
+        # LCE converts) multiplies the output, α ⊙ conv(x, sign(W)). LCE 0.16
+        # folds that Mul into the output multiplier correctly, whereas a
+        # kernel holding ±α with unequal α per channel gives wrong results
+        # when the bconv writes bitpacked output (measured, docs/recu.md).
+        self._alpha_in_kernel = isinstance(training, bool) and training
+        return super().call(inputs)
+
     def convolution_op(self, inputs, kernel):
-        # conv(x, sign(W)·α) == α ⊙ conv(x, sign(W)) per output channel, but
-        # scaling the small kernel is far cheaper than the output (and its
-        # gradient) on a CPU. After freezing the kernel is ±α per channel,
-        # which LCE turns into ±1 weights and an output multiplier α.
-        return super().convolution_op(inputs, kernel * self.alpha)
+        if getattr(self, "_alpha_in_kernel", False):
+            return super().convolution_op(inputs, kernel * self.alpha)
+        return super().convolution_op(inputs, kernel) * self.alpha
 
     def get_config(self):
         return {

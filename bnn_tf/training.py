@@ -58,9 +58,18 @@ def compile_model(
     precedence over `bop`. Contradictory set-ups (e.g. a Bop-trained kernel with
     a weight clip) raise an `optimizers.SetupWarning`.
     """
+    if optimizer is None and optimizer_config is None and _has_no_binary_kernels(model):
+        # A float model (e.g. a float twin or teacher): Bop would claim nothing and
+        # CaseOptimizer refuses that, so the latent-weight Adam trains everything.
+        lr_kind = "cosine" if steps_per_epoch and epochs else "constant"
+        optimizer_config = optimizers.OptimizerConfig(
+            name="adam",
+            learning_rate=(bop or optimizers.BopAdamConfig()).learning_rate,
+            lr_schedule=optimizers.ScheduleConfig(lr_kind),
+        )
     if optimizer is None and optimizer_config is not None:
         optimizer = optimizers.make_optimizer(
-            optimizer_config, steps_per_epoch=steps_per_epoch or 1, epochs=epochs or 1
+            optimizer_config, steps_per_epoch=steps_per_epoch, epochs=epochs
         )
     if optimizer is None:
         bop = bop or optimizers.BopAdamConfig()
@@ -71,6 +80,13 @@ def compile_model(
     model.compile(optimizer=optimizer, loss=loss_fn(), metrics=["accuracy"])
     optimizers.check_setup(model, optimizer)
     return model
+
+
+def _has_no_binary_kernels(model: tf.keras.Model) -> bool:
+    # Only decidable once the model has variables; an unbuilt model keeps Bop + Adam.
+    variables = model.trainable_variables if model.built else []
+    is_binary = optimizers.Bop2ndOrder.is_binary_variable
+    return bool(variables) and not any(is_binary(v) for v in variables)
 
 
 class HistoryWriter(tf.keras.callbacks.Callback):

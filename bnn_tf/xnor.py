@@ -134,7 +134,9 @@ class XnorScale(tf.keras.layers.Layer):
         if self.mode == "channel":
             return inputs * self.alpha
         scaled = inputs * self.alpha  # per channel: folds into LCE's output multiplier
-        spatial = tf.reshape(self.beta * self.gamma, (1, self.beta.shape[0], self.gamma.shape[1], 1))
+        spatial = tf.reshape(
+            self.beta * self.gamma, (1, self.beta.shape[0], self.gamma.shape[1], 1)
+        )
         # y·S written as y + y·(S − 1): `y` gets two consumers, which stops LCE 0.16 from
         # folding the (H, W) map into the binary conv's per-channel multiplier (it does not
         # check the shape and writes an invalid model, see docs/methods_zoo.md).

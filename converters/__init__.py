@@ -25,7 +25,12 @@ from bnn_tf.converters.conversion import (  # noqa: E402
 )
 from bnn_tf.converters.inspection import OpReport, inspect  # noqa: E402
 from bnn_tf.converters.lint import LayerLint, LintReport, binary_conv_layers, lint  # noqa: E402
-from bnn_tf.converters.portable import PortableExportError, convert_portable  # noqa: E402
+from bnn_tf.converters.portable import (  # noqa: E402
+    PortableComparison,
+    PortableExportError,
+    compare_portable,
+    convert_portable,
+)
 from bnn_tf.converters.report import ConversionReport, LayerRow, conversion_report  # noqa: E402
 from bnn_tf.converters.stock_runtime import (  # noqa: E402
     LceRuntimeRequiredError,
@@ -45,7 +50,9 @@ __all__ = [
     "LayerRow",
     "LceRuntimeRequiredError",
     "LintReport",
+    "PortableComparison",
     "PortableExportError",
+    "compare_portable",
     "conversion_report",
     "convert_portable",
     "lint",

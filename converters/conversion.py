@@ -24,7 +24,9 @@ def load_keras_model(path: str | os.PathLike[str]) -> tf.keras.Model:
     """
     p = Path(path)
     if not p.exists():
-        raise InvalidModelFileError(f"{p}: no such file. Fix: pass the .keras file written by training.")
+        raise InvalidModelFileError(
+            f"{p}: no such file. Fix: pass the .keras file written by training."
+        )
     if p.is_file():
         head = p.read_bytes()[:8]
         if head[4:8] == b"TFL3":

@@ -325,7 +325,9 @@ def _slots(layer, kind: str) -> list[tuple[tuple, tuple | None]]:
     if spatial is not None and any(d is None for d in spatial):
         spatial = None
     if kind == "conv2d":
-        kh, kw, per_group, c_out = (int(d) for d in layer.kernel.shape)
+        # Rank 5 = a bank of kernels [N, k_h, k_w, C_in, C_out] (e.g. experts): any of
+        # them may appear as an op, and one slot takes several ops (see matching).
+        kh, kw, per_group, c_out = (int(d) for d in layer.kernel.shape[-4:])
         return [(("conv2d", kh, kw, per_group, c_out), spatial)]
     if kind == "dense":
         c_in, c_out = (int(d) for d in layer.kernel.shape)

@@ -107,7 +107,9 @@ def parse_root(tflite: bytes | str | os.PathLike[str]):
         raise InvalidTfliteError(f"The TFLite flatbuffer is corrupt or truncated: {exc}") from None
     if not root.subgraphs or root.operatorCodes is None:
         # A valid header over zeroed/garbage tables decodes to an empty model.
-        raise InvalidTfliteError("The TFLite flatbuffer is corrupt: it has no subgraph or no operator codes.")
+        raise InvalidTfliteError(
+            "The TFLite flatbuffer is corrupt: it has no subgraph or no operator codes."
+        )
     return buf, root
 
 
@@ -136,7 +138,9 @@ def parse(tflite: bytes | str | os.PathLike[str]) -> TfliteModel:
         return _model_from_root(buf, root)
     except (IndexError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         # Garbage that still decodes: indices point outside their tables.
-        raise InvalidTfliteError(f"The TFLite flatbuffer is corrupt: {type(exc).__name__}: {exc}") from None
+        raise InvalidTfliteError(
+            f"The TFLite flatbuffer is corrupt: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _model_from_root(buf: bytes, root) -> TfliteModel:
@@ -146,7 +150,9 @@ def _model_from_root(buf: bytes, root) -> TfliteModel:
     for s, sub in enumerate(root.subgraphs or []):
         tensors = sub.tensors or []
         for t_idx, t in enumerate(tensors):
-            tensor_shapes[(s, t_idx)] = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+            tensor_shapes[(s, t_idx)] = tuple(
+                int(d) for d in (t.shape if t.shape is not None else ())
+            )
         for op in sub.operators or []:
             outs = tuple(int(i) for i in (op.outputs if op.outputs is not None else ()))
             operators.append(

@@ -43,7 +43,9 @@ class VerifyResult:
             f"max |logit difference|: {self.max_abs_logit_diff:.3g}",
         ]
         if self.keras_accuracy is not None:
-            lines.append(f"accuracy: Keras {self.keras_accuracy:.4f}   TFLite {self.tflite_accuracy:.4f}")
+            lines.append(
+                f"accuracy: Keras {self.keras_accuracy:.4f}   TFLite {self.tflite_accuracy:.4f}"
+            )
         return "\n".join(lines)
 
 

@@ -60,7 +60,9 @@ def _check_widths(widths: Sequence[int]) -> None:
 
 
 def _stem(inputs: tf.Tensor, stem_width: int) -> tf.Tensor:
-    x = tf.keras.layers.Conv2D(stem_width, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = tf.keras.layers.Conv2D(stem_width, 3, padding="same", use_bias=False, name="stem_conv")(
+        inputs
+    )
     x = tf.keras.layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
     return tf.keras.layers.MaxPool2D(2, name="stem_pool")(x)
 
@@ -352,16 +354,24 @@ def irnet_resnet20(
         blocks: basic blocks per stage (3 → ResNet-20).
     """
     if len(widths) != 3 or blocks < 1:
-        raise ConfigError(f"irnet_resnet20 needs 3 stage widths and blocks ≥ 1 (got {widths}, {blocks}).")
+        raise ConfigError(
+            f"irnet_resnet20 needs 3 stage widths and blocks ≥ 1 (got {widths}, {blocks})."
+        )
     inputs = tf.keras.Input(shape=tuple(input_shape))
-    x = tf.keras.layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = tf.keras.layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(
+        inputs
+    )
     x = tf.keras.layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
     for s, width in enumerate(widths):
         for b in range(blocks):
             for c in range(2):
                 strides = 2 if (s > 0 and b == 0 and c == 0) else 1
                 x = bireal_block(
-                    x, width, strides=strides, name=f"s{s + 1}b{b + 1}c{c + 1}", **_irnet_block_kwargs("pad")
+                    x,
+                    width,
+                    strides=strides,
+                    name=f"s{s + 1}b{b + 1}c{c + 1}",
+                    **_irnet_block_kwargs("pad"),
                 )
     return tf.keras.Model(inputs, _head(x, num_classes, include_top), name="irnet_resnet20")
 
@@ -441,6 +451,8 @@ def twn_small(
         include_top=include_top,
         stem_width=stem_width,
         widths=widths,
-        conv_kwargs=lambda: {"kernel_quantizer": lq.quantizers.SteTern(ternary_weight_networks=True)},
+        conv_kwargs=lambda: {
+            "kernel_quantizer": lq.quantizers.SteTern(ternary_weight_networks=True)
+        },
         name="twn_small",
     )

@@ -61,7 +61,18 @@ def _block(x, width: int, groups: int, *, eb_kwargs: dict, name: str):
     steps = ((3, groups), (3, groups), (1, 1))
     for i, (kernel, step_groups) in enumerate(steps):
         y = _bn(f"{name}_bn{i + 1}")(x)
-        y = EBConv2D(width, kernel, groups=step_groups, name=f"{name}_ebconv{i + 1}", **eb_kwargs)(y)
+        # α starts at 1/√fan-in: a ±1 conv sums fan-in ±1 terms, so the residual
+        # branch starts at unit scale instead of √fan-in (with α = 1 the residual
+        # stream and the logits blow up and training diverges, measured).
+        fan_in = kernel * kernel * width // step_groups
+        y = EBConv2D(
+            width,
+            kernel,
+            groups=step_groups,
+            alpha_initializer=tf.keras.initializers.Constant(fan_in**-0.5),
+            name=f"{name}_ebconv{i + 1}",
+            **eb_kwargs,
+        )(y)
         y = _prelu(f"{name}_prelu{i + 1}")(y)
         x = tf.keras.layers.Add(name=f"{name}_add{i + 1}")([x, y])
     return x
@@ -73,13 +84,13 @@ def _check(widths, blocks, groups) -> None:
             f"widths, blocks and groups need the same, non-zero length "
             f"(got {len(widths)}, {len(blocks)}, {len(groups)})."
         )
-    for width, group in zip(widths, groups):
+    for width, group in zip(widths, groups, strict=True):
         if width % group:
             raise ConfigError(f"groups {group} must divide the stage width {width}.")
 
 
 def _stages(x, *, widths, blocks, groups, first_pool: bool, eb_kwargs: dict):
-    for s, (width, count, group) in enumerate(zip(widths, blocks, groups)):
+    for s, (width, count, group) in enumerate(zip(widths, blocks, groups, strict=True)):
         x = _transition(x, width, pool=first_pool or s > 0, name=f"stage{s + 1}_down")
         for b in range(count):
             x = _block(x, width, group, eb_kwargs=eb_kwargs, name=f"stage{s + 1}_block{b + 1}")
@@ -138,9 +149,9 @@ def ebnet(
     x = tf.keras.layers.ReLU(name="stem_relu")(x)
     a = tf.keras.layers.Conv2D(32, 1, use_bias=False, name="stem_a_conv1")(x)
     a = tf.keras.layers.ReLU(name="stem_a_relu1")(_bn("stem_a_bn1")(a))
-    a = tf.keras.layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_a_conv2")(
-        a
-    )
+    a = tf.keras.layers.Conv2D(
+        32, 3, strides=2, padding="same", use_bias=False, name="stem_a_conv2"
+    )(a)
     a = tf.keras.layers.ReLU(name="stem_a_relu2")(_bn("stem_a_bn2")(a))
     b = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_b_pool")(x)
     x = tf.keras.layers.Concatenate(name="stem_concat")([a, b])

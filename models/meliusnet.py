@@ -87,7 +87,9 @@ def build_meliusnet(
     name: str,
     binary: bool = True,
     small_input: bool = False,
+    stem_strides: int = 2,
     clip: float = melius.STE_CLIP,
+    kernel_constraint=None,
 ) -> tf.keras.Model:
     """Build a MeliusNet from a configuration (the factories call this).
 
@@ -99,15 +101,22 @@ def build_meliusnet(
         name: model name.
         binary: False builds the float twin (same graph, no quantizers,
             plain BatchNorm): the size/latency/accuracy reference.
-        small_input: stem without its two stride-2 steps (28×28 / 32×32 inputs).
+        small_input: stem without its max-pool (28×28 / 32×32 inputs).
+        stem_strides: stride of the first stem conv (2 as in the paper; 1 keeps
+            full resolution for small inputs, 4× the compute).
         clip: STE clip of inputs and weights.
+        kernel_constraint: constraint on the binary kernels: None for Bop (the
+            default optimizer; it keeps them at ±1), `lq.constraints.WeightClip(1.3)`
+            (the paper's) for latent-weight optimizers such as Adam.
     """
     if len(input_shape) != 3:
-        raise ConfigError(f"input_shape must be (height, width, channels) (got {tuple(input_shape)}).")
+        raise ConfigError(
+            f"input_shape must be (height, width, channels) (got {tuple(input_shape)})."
+        )
     if num_classes < 1:
         raise ConfigError(f"num_classes must be ≥ 1 (got {num_classes}).")
     inputs = tf.keras.Input(shape=tuple(input_shape))
-    x = melius.grouped_stem(inputs, strides=1 if small_input else 2, pool=not small_input)
+    x = melius.grouped_stem(inputs, strides=stem_strides, pool=not small_input)
     x = melius.melius_stages(
         x,
         num_blocks=config.num_blocks,
@@ -116,6 +125,7 @@ def build_meliusnet(
         shuffle_groups=config.shuffle_groups,
         binary=binary,
         clip=clip,
+        kernel_constraint=kernel_constraint,
     )
     if include_top:
         x = tf.keras.layers.BatchNormalization(momentum=melius.BN_MOMENTUM, name="head_bn")(x)
@@ -133,7 +143,11 @@ def _register_large(name: str, label: str) -> None:
         description=(
             f"MeliusNet{label} (blocks {list(config.num_blocks)}, transitions "
             f"{list(config.transition_features)}"
-            + (f", grouped ×{config.transition_groups} + shuffle" if config.transition_groups > 1 else "")
+            + (
+                f", grouped ×{config.transition_groups} + shuffle"
+                if config.transition_groups > 1
+                else ""
+            )
             + f"), ImageNet size, {config.paper_size_mb} MB published"
         ),
         lce_binary=True,
@@ -148,10 +162,12 @@ def _register_large(name: str, label: str) -> None:
         num_classes: int = 1000,
         include_top: bool = True,
         binary: bool = True,
+        kernel_constraint=None,
     ) -> tf.keras.Model:
         return build_meliusnet(
             config, input_shape=input_shape, num_classes=num_classes,
             include_top=include_top, name=name, binary=binary,
+            kernel_constraint=kernel_constraint,
         )  # fmt: skip
 
     factory.__name__ = name
@@ -160,6 +176,7 @@ def _register_large(name: str, label: str) -> None:
         "Args:\n    input_shape: (height, width, channels).\n    num_classes: logits.\n"
         "    include_top: add the BN → ReLU → GAP → Dense head.\n"
         "    binary: False builds the float twin (reference for size and latency).\n"
+        "    kernel_constraint: None for Bop; `lq.constraints.WeightClip(1.3)` for latent weights.\n"
     )
     globals()[name] = factory
 
@@ -173,7 +190,7 @@ for _name, _label in [
 
 @register(
     "meliusnet_small",
-    description="MeliusNet for 28×28 / 32×32: grouped stem without downsampling, blocks [2,2,2,2]",
+    description="MeliusNet for 28×28 / 32×32: grouped stem without its max-pool, blocks [2,2,2,2]",
     lce_binary=True,
     default_input_shape=(28, 28, 1),
     family="meliusnet",
@@ -186,13 +203,16 @@ def meliusnet_small(
     include_top: bool = True,
     num_blocks: Sequence[int] = SMALL_CONFIG.num_blocks,
     transition_features: Sequence[int] = SMALL_CONFIG.transition_features,
+    stem_strides: int = 2,
     binary: bool = True,
+    kernel_constraint=None,
 ) -> tf.keras.Model:
     """MeliusNet with the same blocks for small images (28×28 Fashion-MNIST, 32×32 CIFAR).
 
-    The grouped stem keeps its three convs but not its two stride-2 steps, so
-    stage 1 runs at full resolution; the three transitions halve it
-    (28 → 14 → 7 → 4).
+    The grouped stem keeps its three convs and its stride-2 first conv but
+    drops the max-pool, so stage 1 runs at half resolution and the three
+    transitions halve it again (28 → 14 → 7 → 4 → 2; 32 → 16 → 8 → 4 → 2).
+    `stem_strides=1` starts at full resolution (4× the compute).
 
     Args:
         input_shape: (height, width, channels).
@@ -200,10 +220,15 @@ def meliusnet_small(
         include_top: add the BN → ReLU → GAP → Dense head.
         num_blocks: Melius blocks per stage.
         transition_features: transition widths (one fewer than stages; multiples of 32).
+        stem_strides: stride of the first stem conv (1 or 2).
         binary: False builds the float twin.
+        kernel_constraint: None for Bop; `lq.constraints.WeightClip(1.3)` for latent weights.
     """
+    if stem_strides not in (1, 2):
+        raise ConfigError(f"stem_strides must be 1 or 2 (got {stem_strides}).")
     config = MeliusConfig(tuple(num_blocks), tuple(transition_features))
     return build_meliusnet(
         config, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-        name="meliusnet_small", binary=binary, small_input=True,
+        name="meliusnet_small", binary=binary, small_input=True, stem_strides=stem_strides,
+        kernel_constraint=kernel_constraint,
     )  # fmt: skip

@@ -110,4 +110,6 @@ def build(
     """Build the zoo model `name` (keyword arguments go to its factory)."""
     entry = info(name)
     shape = tuple(input_shape) if input_shape is not None else entry.default_input_shape
-    return entry.factory(input_shape=shape, num_classes=num_classes, include_top=include_top, **kwargs)
+    return entry.factory(
+        input_shape=shape, num_classes=num_classes, include_top=include_top, **kwargs
+    )

@@ -10,7 +10,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import bnn_tf  # noqa: E402,F401  must come before TensorFlow
+import bnn_tf  # noqa: E402,F401  must come before TensorFlow (selects tf_keras)
+
+# isort: split
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402

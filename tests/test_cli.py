@@ -51,7 +51,9 @@ def test_train_convert_verify_bench_end_to_end(tmp_path, capsys):
     assert "test accuracy:" in text and (out / "model.keras").is_file()
 
     tfl = tmp_path / "m.tflite"
-    code, text, _ = run(capsys, "convert", str(out / "model.keras"), "-o", str(tfl), "--json", "--strict")
+    code, text, _ = run(
+        capsys, "convert", str(out / "model.keras"), "-o", str(tfl), "--json", "--strict"
+    )
     assert code == 0
     report = json.loads(text)
     assert report["binary_convs"] == report["expected_binary_convs"] == 5
@@ -72,7 +74,14 @@ def test_demo_with_small_limits_writes_the_report(tmp_path, capsys):
     assert code == 0
     report = json.loads(text)
     assert report["checks"]["all_binary_convs_lce"] and report["checks"]["top1_agreement"]
-    for name in ("model.keras", "model.tflite", "float_twin.tflite", "curves.png", "report.md", "report.json"):
+    for name in (
+        "model.keras",
+        "model.tflite",
+        "float_twin.tflite",
+        "curves.png",
+        "report.md",
+        "report.json",
+    ):
         assert (tmp_path / name).is_file(), name
     assert "Keras↔TFLite top-1 agreement" in (tmp_path / "report.md").read_text()
 
@@ -93,7 +102,10 @@ def test_bad_inputs_exit_2_with_one_line_errors(tmp_path, capsys, tiny_tflite):
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"junk" * 10)
     cases = [
-        (["convert", str(tmp_path / "missing.keras"), "-o", str(tmp_path / "x.tflite")], "no such file"),
+        (
+            ["convert", str(tmp_path / "missing.keras"), "-o", str(tmp_path / "x.tflite")],
+            "no such file",
+        ),
         (["convert", str(tiny_tflite), "-o", str(tmp_path / "x.tflite")], "is a TFLite model"),
         (["bench", str(keras_file)], "looks like a .keras"),
         (["bench", str(junk)], "not a TFLite model"),

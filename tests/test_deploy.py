@@ -276,3 +276,17 @@ def test_cli_deploy(trained_bnn_small, trained_bnn_small_tflite, tmp_path, capsy
     )  # fmt: skip
     assert code == 2
     assert "10 outputs" in capsys.readouterr().err
+
+
+def test_dataset_comes_from_run_json(trained_bnn_small, trained_bnn_small_tflite, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    trained_bnn_small.save(run_dir / "model.keras")
+    (run_dir / "run.json").write_text(json.dumps({"config": {"dataset": "mnist"}}))
+    bundle = deploy_mod.deploy(
+        run_dir / "model.keras", tmp_path / "b", target="android",
+        tflite=trained_bnn_small_tflite, samples=0,
+    )  # fmt: skip
+    assert bundle.metadata["dataset"] == "mnist"
+    assert bundle.metadata["labels"] == list(data.MNIST_CLASSES)
+    assert (tmp_path / "b" / "labels.txt").read_text().split() == list(data.MNIST_CLASSES)

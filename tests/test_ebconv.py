@@ -50,7 +50,7 @@ def _reference(layer: EBConv2D, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     xs = _sign(x)
     if layer.padding == "same":
         pads = [(0, 0)]
-        for axis, (k, s) in enumerate(zip(layer.kernel_size, layer.strides)):
+        for axis, (k, s) in enumerate(zip(layer.kernel_size, layer.strides, strict=True)):
             size = x.shape[axis + 1]
             out = -(-size // s)
             total = max((out - 1) * s + k - size, 0)
@@ -210,7 +210,9 @@ def test_expansion_callback_and_bop_train_the_right_variables(fmnist_small):
 def test_keras_file_round_trip_keeps_weights_and_stage(tmp_path, rng):
     shape = (8, 8, 8)
     inputs = tf.keras.Input(shape)
-    out = EBConv2D(8, 3, groups=2, strides=2, use_se=True, implementation="grouped", name="eb")(inputs)
+    out = EBConv2D(8, 3, groups=2, strides=2, use_se=True, implementation="grouped", name="eb")(
+        inputs
+    )
     model = tf.keras.Model(inputs, out)
     _spread_gate(model.get_layer("eb"), rng)
     set_single_expert(model, True)
@@ -301,8 +303,11 @@ def test_trained_ebnet_small_converts_and_agrees_on_real_images(fmnist_small):
     flatbuffer = converters.convert(exported)
     report = converters.inspect(flatbuffer)
     assert report.binary_convs > 0
-    # Float convs: the float stem and the 2 × 2 real transition 1×1 convs only.
-    assert report.float_mac_ops == 1 + 4 + 1  # + the Dense head
+    # Float convs: the float stem and the 2 × 2 real transition 1×1 convs only;
+    # FULLY_CONNECTED: the 6 gates and the classifier.
+    assert report.op_counts["CONV_2D"] == 1 + 4
+    assert report.op_counts["FULLY_CONNECTED"] == len(ebconv_layers(model)) + 1
+    assert report.op_counts["IF"] == 3 * len(ebconv_layers(model))
     lite = ebconv_export.lce_interpreter(flatbuffer).predict(x_test)
     keras = model.predict(x_test, verbose=0)
     agreement = float((lite.argmax(-1) == keras.argmax(-1)).mean())

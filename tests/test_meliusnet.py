@@ -55,8 +55,14 @@ def test_pre_sign_batch_norm_keeps_the_sign_of_batch_norm(rng):
     ref = tf.keras.layers.BatchNormalization(momentum=0.9)
     pre.build(x.shape)
     ref.build(x.shape)
-    weights = [rng.uniform(0.2, 2, 32), rng.normal(0, 1, 32), rng.normal(0, 1, 32), rng.uniform(0.3, 3, 32)]
-    weights[0][:3] = 0.0  # γ = 0 (allowed by the constraint): BN outputs β, the threshold must follow
+    weights = [
+        rng.uniform(0.2, 2, 32),
+        rng.normal(0, 1, 32),
+        rng.normal(0, 1, 32),
+        rng.uniform(0.3, 3, 32),
+    ]
+    # γ = 0 (allowed by the constraint): BN outputs β, the threshold must follow
+    weights[0][:3] = 0.0
     pre.set_weights(weights)
     ref.set_weights(weights)
     bn_out = ref(x, training=False).numpy()
@@ -79,29 +85,40 @@ def test_grouped_conv_bn_relu_equals_a_keras_grouped_conv(rng):
     ref = tf.keras.layers.Conv2D(8, 3, padding="same", groups=4, use_bias=False)
     ref.build((None, 6, 6, 16))
     kernels = [model.get_layer(f"g_conv_g{g}").kernel.numpy() for g in range(4)]
-    ref.set_weights([np.concatenate(kernels, axis=-1)])  # Keras groups: output channels grouped in order
+    # Keras' grouped conv orders output channels group by group
+    ref.set_weights([np.concatenate(kernels, axis=-1)])
     x = rng.normal(size=(2, 6, 6, 16)).astype(np.float32)
     y = ref(x).numpy()
     bns = [model.get_layer(f"g_bn_g{g}") for g in range(4)]
-    scale = np.concatenate([b.gamma.numpy() / np.sqrt(b.moving_variance.numpy() + b.epsilon) for b in bns])
-    shift = np.concatenate([b.beta.numpy() - b.moving_mean.numpy() * s for b, s in zip(bns, np.split(scale, 4))])
-    np.testing.assert_allclose(model(x, training=False), np.maximum(y * scale + shift, 0), atol=1e-4)
+    scale = np.concatenate(
+        [b.gamma.numpy() / np.sqrt(b.moving_variance.numpy() + b.epsilon) for b in bns]
+    )
+    shift = np.concatenate(
+        [
+            b.beta.numpy() - b.moving_mean.numpy() * s
+            for b, s in zip(bns, np.split(scale, 4), strict=True)
+        ]
+    )
+    np.testing.assert_allclose(
+        model(x, training=False), np.maximum(y * scale + shift, 0), atol=1e-4
+    )
 
 
 def test_melius_block_adds_the_improvement_to_the_last_64_channels_only(rng):
     inp = tf.keras.Input((8, 8, 96))
     z = melius.melius_block(inp, name="b")
-    probe = tf.keras.Model(
-        inp, [z, tf.keras.Model(inp, z).get_layer("b_dense_conv").output,
-              tf.keras.Model(inp, z).get_layer("b_improve_conv").output],
-    )  # fmt: skip
+    block = tf.keras.Model(inp, z)
+    d_out, i_out = (block.get_layer(n).output for n in ("b_dense_conv", "b_improve_conv"))
+    probe = tf.keras.Model(inp, [z, d_out, i_out])
     _randomize_bn(probe)
     x = rng.normal(size=(2, 8, 8, 96)).astype(np.float32)
     out, d, i = (t.numpy() for t in probe(x, training=False))
     assert out.shape == (2, 8, 8, 160)
     np.testing.assert_array_equal(out[..., :96], x)  # the first C channels pass through
     np.testing.assert_allclose(out[..., 96:], d + i, atol=1e-5)  # paper: [x, d] + Pad(i)
-    np.testing.assert_allclose(out, np.concatenate([x, d], -1) + np.pad(i, [(0, 0)] * 3 + [(96, 0)]), atol=1e-5)
+    np.testing.assert_allclose(
+        out, np.concatenate([x, d], -1) + np.pad(i, [(0, 0)] * 3 + [(96, 0)]), atol=1e-5
+    )
     assert np.abs(i).max() > 0 and np.abs(d).max() > 0
 
 
@@ -114,10 +131,17 @@ def test_binary_convs_are_set_up_for_lce():
         assert isinstance(conv.input_quantizer, lq.quantizers.SteSign)
         assert conv.input_quantizer.clip_value == pytest.approx(1.3)
         assert conv.kernel_quantizer.precision == 1
+        assert conv.kernel_constraint is None  # Bop by default: no weight clip
         # the BN in front folds to a threshold ADD: it must be a PreSignBatchNorm feeding only this conv
         producer = conv.inbound_nodes[0].inbound_layers
         assert isinstance(producer, melius.PreSignBatchNorm)
         assert len(producer.outbound_nodes) == 1
+
+
+def test_weight_clip_is_opt_in_for_latent_weight_optimizers():
+    model = zoo.build("meliusnet_small", kernel_constraint=lq.constraints.WeightClip(1.3))
+    convs = [la for la in model.layers if isinstance(la, lq.layers.QuantConv2D)]
+    assert all(c.kernel_constraint.clip_value == pytest.approx(1.3) for c in convs)
 
 
 def test_layers_round_trip_through_a_keras_file(tmp_path, rng):
@@ -164,14 +188,21 @@ def test_configuration_matches_the_published_size_and_widths(name):
             assert width % 32 == 0
             # the transition conv(s) map c_out → width, with `groups` convs of width/groups each
             g = config.transition_groups
-            names = [f"transition{s + 1}_conv"] if g == 1 else [f"transition{s + 1}_conv_g{i}" for i in range(g)]
+            names = (
+                [f"transition{s + 1}_conv"]
+                if g == 1
+                else [f"transition{s + 1}_conv_g{i}" for i in range(g)]
+            )
             tconvs = [model.get_layer(n) for n in names]
             assert sum(t.filters for t in tconvs) == width
             assert all(t.kernel.shape == (1, 1, c_out // g, width // g) for t in tconvs)
             if config.shuffle_groups:
                 assert model.get_layer(f"transition{s + 1}_shuffle").groups == 16
     assert model.get_layer("head_bn").input_shape[-1] == config.final_width
-    assert not any("pad" in la.name.lower() or isinstance(la, tf.keras.layers.ZeroPadding2D) for la in model.layers)
+    assert not any(
+        "pad" in la.name.lower() or isinstance(la, tf.keras.layers.ZeroPadding2D)
+        for la in model.layers
+    )
 
 
 # ------------------------------------------------------------- LCE conversion
@@ -209,4 +240,6 @@ def test_small_meliusnet_tflite_agrees_with_keras_on_real_images(small_converted
     lite_logits = converters.tflite_predict(flatbuffer, x)
     agree = np.mean(np.argmax(keras_logits, -1) == np.argmax(lite_logits, -1))
     assert agree >= 31 / 32
-    assert np.median(np.abs(keras_logits - lite_logits)) < 1e-3 * max(1.0, np.abs(keras_logits).max())
+    assert np.median(np.abs(keras_logits - lite_logits)) < 1e-3 * max(
+        1.0, np.abs(keras_logits).max()
+    )

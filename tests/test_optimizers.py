@@ -231,3 +231,26 @@ def test_hyperparameter_logger_reports_scheduled_values(fmnist_small):
     assert logs["bop_gamma"] == pytest.approx(1e-3 + (1e-5 - 1e-3) * 2 / 4, rel=1e-4)
     assert logs["bop_threshold"] == pytest.approx(1e-6)
     assert logs["adam_learning_rate"] == pytest.approx(1e-3 * 0.5, rel=1e-4)
+
+
+def test_weight_clip_is_a_no_op_under_bop(fmnist_small):
+    """Dropping bnn_small's old weight_clip changes nothing for Bop-trained models (the demo)."""
+    x, y = fmnist_small["x_train"][:256], fmnist_small["y_train"][:256]
+    weights = []
+    for constraint in ("weight_clip", None):
+        tf.keras.utils.set_random_seed(1)
+        model = zoo.build("bnn_small", kernel_constraint=constraint)
+        model.compile(optimizer=optimizers.bop_adam(), loss=training.loss_fn())
+        model.fit(x, y, batch_size=128, epochs=1, shuffle=False, verbose=0)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_float_model_gets_adam_and_schedules_need_a_span():
+    model = zoo.build("bnn_small_float")
+    training.compile_model(model)  # Bop would claim nothing: CaseOptimizer would refuse
+    assert type(model.optimizer).__name__ == "Adam"
+    assert optimizers.make_schedule(0.1, "constant", steps_per_epoch=None, epochs=None) == 0.1
+    with pytest.raises(ConfigError, match="needs steps_per_epoch and epochs"):
+        optimizers.make_optimizer(optimizers.OptimizerConfig())  # cosine learning rate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -175,28 +176,48 @@ def test_killed_two_stage_run_resumes_in_the_right_stage(tmp_path, fmnist):
     assert set(np.unique(kernel)) <= {-1.0, 1.0}
 
 
-def test_cli_train_with_recipe_and_old_run_json_compat(tmp_path, capsys):
+def test_cli_passes_recipe_and_optimizer_to_the_train_config():
+    from bnn_tf.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(
+        ["train", "bnn_small", "--recipe", "two_stage_kd", "--optimizer", "bop2", "--out", "x"]
+    )
+    config = _train_config(args)
+    assert (config.recipe, config.optimizer) == ("two_stage_kd", "bop2")
+    defaults = _train_config(build_parser().parse_args(["train", "bnn_small", "--out", "x"]))
+    assert (defaults.recipe, defaults.optimizer) == (None, None)
+    with pytest.raises(SystemExit) as exc:  # argparse rejects an unknown recipe
+        main(["train", "bnn_small", "--recipe", "nope", "--out", "x"])
+    assert exc.value.code == 2
+
+
+def test_train_with_kd_recipe_end_to_end_and_old_run_json_compat(tmp_path, fmnist):
+    # Small test split: the per-epoch evaluation dominates the cost otherwise.
+    splits = dataclasses.replace(fmnist, x_test=fmnist.x_test[:256], y_test=fmnist.y_test[:256])
+    config = training.TrainConfig(
+        model="bnn_small", epochs=2, limit_train=256, recipe="two_stage_kd_at"
+    )
     out = tmp_path / "kd"
-    args = ["train", "bnn_small", "--recipe", "two_stage_kd", "--epochs", "2"]
-    args += ["--limit-train", "256", "--batch-size", "128", "--out", str(out), "--json"]
-    assert main(args) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["recipe"] == "two_stage_kd" and summary["stage_epochs"] == [1, 1]
+    summary = training.train(config, out, splits=splits, verbose=0, log=lambda m: None)
+    assert summary["recipe"] == "two_stage_kd_at" and summary["stage_epochs"] == [1, 1]
     assert [s["stage"] for s in summary["stages"]] == ["teacher", "real_weights", "binary"]
     assert 0.0 <= summary["test_accuracy"] <= 1.0
+    history = json.loads((out / "history.json").read_text())
+    assert history[-1]["kd_loss"] > 0 and history[-1]["at_loss"] > 0
+    assert "bop_gamma" in history[-1] and "flip_ratio_epoch" in history[-1]
     model = tf.keras.models.load_model(out / "model.keras")
     assert type(model.get_layer("conv1").kernel_quantizer).__name__ == "SteSign"
     assert model.get_layer("conv1").kernel_constraint is None
     run = json.loads((out / "run.json").read_text())["config"]
-    assert run["recipe"] == "two_stage_kd" and run["optimizer"] is None
-    # Rerunning the same command reuses the finished run.
-    assert main(args) == 0
-    assert json.loads(capsys.readouterr().out)["test_accuracy"] == summary["test_accuracy"]
+    assert run["recipe"] == "two_stage_kd_at" and run["optimizer"] is None
+    # Rerunning the same configuration reuses the finished run.
+    again = training.train(config, out, splits=splits, verbose=0, log=lambda m: None)
+    assert again["test_accuracy"] == summary["test_accuracy"]
 
     # A run.json written before `optimizer`/`recipe` existed still resumes.
     old = tmp_path / "old"
     old.mkdir()
-    config = training.TrainConfig(model="bnn_small")
-    legacy = {k: v for k, v in config.to_dict().items() if k not in ("optimizer", "recipe")}
+    plain = training.TrainConfig(model="bnn_small")
+    legacy = {k: v for k, v in plain.to_dict().items() if k not in ("optimizer", "recipe")}
     (old / training.RUN_FILE).write_text(json.dumps({"config": legacy}))
-    assert training._check_resume(old, config) == "resume"
+    assert training._check_resume(old, plain) == "resume"

@@ -226,11 +226,15 @@ def test_alpha_folds_into_the_binary_conv_output_multiplier():
     model = tf.keras.Model(inputs, x)
     for layer in model.layers:
         if isinstance(layer, recu.ReCUConv2D):
-            layer.alpha.assign(rng.uniform(0.1, 2.0, layer.alpha.shape))
+            # Unequal α of both signs: a kernel holding ±α breaks LCE's bitpacked output.
+            signs = rng.choice([-1.0, 1.0], layer.alpha.shape)
+            layer.alpha.assign(signs * rng.uniform(0.1, 2.0, layer.alpha.shape))
     recu.set_tau(model, 0.9)
     flatbuffer = converters.convert(model)
     report = converters.inspect(flatbuffer)
     assert report.op_counts.get("LceBconv2d") == 2, report.op_counts
+    # One LceQuantize: the second bconv reads the first one's bitpacked output.
+    assert report.op_counts.get("LceQuantize") == 1, report.op_counts
     assert report.float_mac_ops == 0 and "MUL" not in report.op_counts, report.op_counts
     xs = rng.normal(size=(4, 10, 10, 8)).astype(np.float32)
     np.testing.assert_allclose(
@@ -245,7 +249,7 @@ def _recu_layers(model: tf.keras.Model) -> int:
 @pytest.mark.parametrize(
     ("name", "input_shape", "expected"),
     [
-        ("recu_resnet20", (28, 28, 1), 18),
+        # recu_resnet20 is converted (and counted) by the parity test below.
         pytest.param("recu_resnet18", (28, 28, 1), 16, marks=pytest.mark.slow),
         # ImageNet layouts at a smaller input: the same layers, a faster conversion.
         pytest.param("recu_resnet18_imagenet", (64, 64, 3), 16, marks=pytest.mark.slow),
@@ -268,16 +272,21 @@ def test_every_recu_conv_becomes_lce_bconv2d(name, input_shape, expected):
 def test_trained_recu_resnet20_keras_and_tflite_agree_on_real_images(fmnist_small):
     tf.keras.utils.set_random_seed(0)
     model = zoo.build("recu_resnet20")
-    model.compile(
-        recu.recu_optimizer(kernels="adam"),
-        tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        ["accuracy"],
-    )
+    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(recu.recu_optimizer(kernels="adam", learning_rate=5e-3), loss, ["accuracy"])
     model.fit(
-        fmnist_small["x_train"], fmnist_small["y_train"], batch_size=64, epochs=2, verbose=0,
-        callbacks=[recu.TauScheduler(2)],
+        fmnist_small["x_train"], fmnist_small["y_train"], batch_size=64, epochs=1, verbose=0,
+        callbacks=[recu.TauScheduler(1)],
     )  # fmt: skip
+    assert all(float(v) == pytest.approx(0.85) for v in recu.tau_variables(model)), (
+        "τ must be clamping"
+    )
     x, y = fmnist_small["x_test"], fmnist_small["y_test"]
-    result = converters.verify(model, converters.convert(model), x, y)
-    assert result.keras_accuracy > 0.5, "training did not take: the parity check would be vacuous"
+    flatbuffer = converters.convert(model)
+    report = converters.inspect(flatbuffer)
+    assert _recu_layers(model) == 18 and report.op_counts.get("LceBconv2d") == 18, report.op_counts
+    assert report.op_counts.get("CONV_2D") == 1 and "MUL" not in report.op_counts, report.op_counts
+    result = converters.verify(model, flatbuffer, x, y)
+    # Chance is 0.1: above 0.3 the weights are trained, so the check is not vacuous.
+    assert result.keras_accuracy > 0.3, result.format()
     assert result.top1_agreement >= 0.999, result.format()

@@ -26,7 +26,9 @@ def test_bop_flips_binary_weights_and_keeps_them_binary(fmnist_small):
     model = training.compile_model(zoo.build("bnn_small"))
     conv = model.get_layer("conv2")
     before = tf.sign(conv.kernel).numpy()
-    model.fit(fmnist_small["x_train"][:512], fmnist_small["y_train"][:512], batch_size=64, verbose=0)
+    model.fit(
+        fmnist_small["x_train"][:512], fmnist_small["y_train"][:512], batch_size=64, verbose=0
+    )
     after = conv.kernel.numpy()
     # Bop stores ±1 weights (no latent magnitudes) and flips some of them.
     assert set(abs(after).ravel().tolist()) == {1.0}
@@ -62,7 +64,9 @@ def test_train_writes_model_history_plot_and_summary(tmp_path, fmnist):
     assert not (tmp_path / "backup").exists(), "a finished run leaves no backup behind"
     history = json.loads((tmp_path / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2]
-    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"} <= set(history[0])
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"} <= set(
+        history[0]
+    )
     assert 0.1 < summary["test_accuracy"] <= 1.0
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     loaded = tf.keras.models.load_model(tmp_path / "model.keras")
@@ -94,7 +98,9 @@ def test_interrupted_training_resumes_from_last_finished_epoch(tmp_path, fmnist,
 
 
 def test_finished_run_is_reused_and_other_settings_are_refused(tmp_path, fmnist):
-    first = training.train(_config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+    first = training.train(
+        _config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=lambda s: None
+    )
     mtime = (tmp_path / "model.keras").stat().st_mtime_ns
     logs: list[str] = []
     again = training.train(_config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=logs.append)

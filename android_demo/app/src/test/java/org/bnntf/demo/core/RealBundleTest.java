@@ -36,6 +36,24 @@ public class RealBundleTest {
     return new String(Files.readAllBytes(f.toPath()), StandardCharsets.UTF_8);
   }
 
+  // ImageIO's getRGB() gamma-converts 8-bit grey PNGs (linear grey colour space); Android's
+  // BitmapFactory does not. Read grey samples directly so the test sees what a phone sees.
+  private static int[] toArgb(BufferedImage image) {
+    int w = image.getWidth();
+    int h = image.getHeight();
+    if (image.getRaster().getNumBands() != 1) {
+      return image.getRGB(0, 0, w, h, null, 0, w);
+    }
+    int[] argb = new int[w * h];
+    for (int y = 0; y < h; y++) {
+      for (int x = 0; x < w; x++) {
+        int g = image.getRaster().getSample(x, y, 0);
+        argb[y * w + x] = 0xff000000 | (g << 16) | (g << 8) | g;
+      }
+    }
+    return argb;
+  }
+
   @Test
   public void parsesTheRealMetadata() throws IOException {
     ModelMetadata meta = ModelMetadata.parse(read(new File(dir("bnn.bundle"), "metadata.json")));
@@ -64,7 +82,7 @@ public class RealBundleTest {
       BufferedImage image = ImageIO.read(new File(bundle, png));
       int w = image.getWidth();
       int h = image.getHeight();
-      int[] argb = image.getRGB(0, 0, w, h, null, 0, w);
+      int[] argb = toArgb(image);
       Preprocessor.Prepared p =
           Preprocessor.prepare(argb, w, h, meta, Preprocessor.InvertMode.AUTO);
       assertFalse(png + ": a Fashion-MNIST image must not be inverted", p.inverted);

@@ -1,0 +1,345 @@
+"""Benchmark: ReCU vs plain ste_sign + weight clip vs the float twin, on Fashion-MNIST.
+
+Same graph for every run (`recu_resnet20` with `conv=` "recu", "ste_sign" or
+"float"), same data, epochs, batch size and Adam learning-rate schedule.
+Runs:
+
+- `recu_adam`: ReCU convs, kernels as latent weights trained by Adam (the
+  paper's setting), `TauScheduler` 0.85 → 0.99;
+- `recu_bop`: ReCU convs, kernels flipped by Bop (`bop_adam`), same τ schedule;
+- `ste_clip_adam`: larq `ste_sign` inputs and weights, `weight_clip`, Adam;
+- `float_adam`: the float twin, Adam.
+
+Also measured: the training-step time of ReCU vs the plain binary conv,
+interleaved on the same batch so machine load hits both alike (whole model
+and a stack of six bare conv layers), and Keras vs LCE TFLite top-1
+agreement of the trained `recu_adam` model on the full test set, with the
+LceBconv2d count of its flatbuffer.
+
+    nice -n 10 .venv/bin/python benchmarks/recu_fashion_mnist.py \\
+        --limit-train 10000 --epochs 3 --seeds 0
+
+Writes `benchmarks/results/recu_fashion_mnist.json` and `.png`. Accuracy is
+measured once, after the last epoch, on the full 10 000-image test set
+(nothing is selected on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shlex
+import sys
+import time
+from pathlib import Path
+
+# isort: off
+import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
+
+# isort: on
+import larq as lq
+import numpy as np
+import tensorflow as tf
+
+from bnn_tf import atomic, converters, data, optimizers, recu
+from bnn_tf import models as zoo
+from bnn_tf.converters.benchmarking import machine_description
+
+RESULTS = Path(__file__).parent / "results"
+RUNS = ("recu_adam", "recu_bop", "ste_clip_adam", "float_adam")
+CONV = {"recu_adam": "recu", "recu_bop": "recu", "ste_clip_adam": "ste_sign", "float_adam": "float"}
+
+
+class StepTimer(tf.keras.callbacks.Callback):
+    """Wall time of every training step (batch), and of every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps: list[float] = []
+        self.epochs: list[float] = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append(time.perf_counter() - self._t)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._e = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(time.perf_counter() - self._e)
+
+
+def _optimizer(run: str, lr) -> tf.keras.optimizers.Optimizer:
+    if run == "recu_bop":
+        cfg = optimizers.BopAdamConfig()
+        return optimizers.bop_adam(threshold=cfg.threshold, gamma=cfg.gamma, learning_rate=lr)
+    return tf.keras.optimizers.legacy.Adam(lr)
+
+
+def train_one(run: str, seed: int, args, x, y, x_test, y_test) -> tuple[tf.keras.Model, dict]:
+    tf.keras.utils.set_random_seed(seed)
+    model = zoo.build("recu_resnet20", conv=CONV[run])
+    steps = -(-len(x) // args.batch_size)
+    lr = tf.keras.optimizers.schedules.CosineDecay(args.learning_rate, steps * args.epochs)
+    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(_optimizer(run, lr), loss, ["accuracy"])
+    timer = StepTimer()
+    callbacks: list[tf.keras.callbacks.Callback] = [timer]
+    if CONV[run] == "recu":
+        callbacks.append(recu.TauScheduler(args.epochs))
+    train = data.make_dataset(x, y, batch_size=args.batch_size, training=True, seed=seed)
+    history = model.fit(train, epochs=args.epochs, callbacks=callbacks, verbose=2)
+    test = data.make_dataset(x_test, y_test, batch_size=512)
+    _, test_acc = model.evaluate(test, verbose=0)
+    # Skip each epoch's first step (tracing/warm-up) in the per-step statistics.
+    per_epoch = np.array_split(np.array(timer.steps), args.epochs)
+    steady = np.concatenate([e[1:] for e in per_epoch])
+    entry = {
+        "run": run,
+        "seed": seed,
+        "conv": CONV[run],
+        "optimizer": "Bop (binary kernels) + Adam" if run == "recu_bop" else "Adam",
+        "test_accuracy": float(test_acc),
+        "train_accuracy_per_epoch": [float(a) for a in history.history["accuracy"]],
+        "train_loss_per_epoch": [float(v) for v in history.history["loss"]],
+        "tau_per_epoch": [float(t) for t in history.history.get("recu_tau", [])],
+        "seconds_per_epoch": [round(s, 1) for s in timer.epochs],
+        "step_ms_median": round(1e3 * float(np.median(steady)), 1),
+        "step_ms_min": round(1e3 * float(np.min(steady)), 1),
+    }
+    print(
+        f"{run} seed {seed}: test accuracy {test_acc:.4f}, epochs {entry['seconds_per_epoch']} s",
+        flush=True,
+    )
+    return model, entry
+
+
+def interleaved_step_overhead(batch_size: int, reps: int) -> dict:
+    """ReCU vs plain ste_sign training-step time, alternating runs on the same batch."""
+    rng = np.random.default_rng(0)
+    xb = rng.uniform(-1, 1, (batch_size, 28, 28, 1)).astype(np.float32)
+    yb = rng.integers(0, 10, batch_size)
+    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    models = {}
+    for conv in ("recu", "ste_sign"):
+        tf.keras.utils.set_random_seed(0)
+        m = zoo.build("recu_resnet20", conv=conv)
+        m.compile(tf.keras.optimizers.legacy.Adam(1e-3), loss)
+        m.train_on_batch(xb, yb)  # trace
+        models[conv] = m
+
+    def bare(conv: str):
+        kw = {"padding": "same"}
+        if conv == "recu":
+            return [recu.ReCUConv2D(32, 3, **kw) for _ in range(6)]
+        q = {
+            "input_quantizer": "ste_sign",
+            "kernel_quantizer": "ste_sign",
+            "pad_values": 1.0,
+            "use_bias": False,
+        }
+        return [lq.layers.QuantConv2D(32, 3, **kw, **q) for _ in range(6)]
+
+    layer_steps = {}
+    xa = tf.constant(rng.normal(size=(batch_size, 14, 14, 32)).astype(np.float32))
+    for conv in ("recu", "ste_sign"):
+        layers = bare(conv)
+
+        @tf.function
+        def step(x, layers=layers):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                h = x
+                for layer in layers:
+                    h = layer(h, training=True)
+                total = tf.reduce_sum(h)
+            return tape.gradient(
+                total, [x] + [w for layer in layers for w in layer.trainable_weights]
+            )
+
+        step(xa)
+        layer_steps[conv] = step
+
+    times = {k: [] for k in ("model_recu", "model_ste_sign", "layers_recu", "layers_ste_sign")}
+    for _ in range(reps):
+        for conv in ("recu", "ste_sign"):
+            t = time.perf_counter()
+            models[conv].train_on_batch(xb, yb)
+            times[f"model_{conv}"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            layer_steps[conv](xa)
+            times[f"layers_{conv}"].append(time.perf_counter() - t)
+    out = {
+        k: {"min_ms": round(1e3 * min(v), 1), "median_ms": round(1e3 * float(np.median(v)), 1)}
+        for k, v in times.items()
+    }
+    for what in ("model", "layers"):
+        out[f"{what}_ratio_min"] = round(
+            min(times[f"{what}_recu"]) / min(times[f"{what}_ste_sign"]), 3
+        )
+        out[f"{what}_ratio_median"] = round(
+            float(np.median(times[f"{what}_recu"]) / np.median(times[f"{what}_ste_sign"])), 3
+        )
+    out["reps"] = reps
+    out["batch_size"] = batch_size
+    out["layers_setup"] = "6 stacked 3×3 convs, 32→32 channels, 14×14 inputs, forward + backward"
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--limit-train", type=int, default=10000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--learning-rate", type=float, default=2e-3)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    p.add_argument("--overhead-reps", type=int, default=15)
+    p.add_argument("--name", default="recu_fashion_mnist")
+    args = p.parse_args(argv)
+
+    splits = data.load("fashion_mnist", download=False)
+    x, y = splits.x_train[: args.limit_train], splits.y_train[: args.limit_train]
+    x_test_pre = data.preprocess(splits.x_test)
+    start = time.perf_counter()
+    result: dict = {
+        "benchmark": args.name,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+        "machine": machine_description(),
+        "conditions": {
+            "model": "recu_resnet20 graph (18 binary 3×3 convs, float stem/head); conv= recu | ste_sign | float",
+            "dataset": f"Fashion-MNIST ({splits.source}): first {len(x)} of 60000 training images, "
+            "all 10000 test images (evaluated once, after the last epoch)",
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "adam_learning_rate": f"{args.learning_rate} cosine-decayed to 0 over the run",
+            "bop": "threshold 1e-6, gamma 1e-3 (bnn_tf.optimizers.BopAdamConfig defaults)",
+            "tau_schedule": "TauScheduler(epochs): 0.85 → 0.99 (ReCU runs only)",
+            "seeds": args.seeds,
+            "note": "shared 2-core machine with ~7 other jobs running: wall times are inflated "
+            "and noisy; the interleaved overhead ratio is the more reliable speed number. "
+            "A short, reduced run: NOT the 60-minute / full-data goal.",
+        },
+        "runs": [],
+    }
+    out_json = RESULTS / f"{args.name}.json"
+    trained: dict[str, tf.keras.Model] = {}
+    for seed in args.seeds:
+        for run in args.runs:
+            model, entry = train_one(run, seed, args, x, y, x_test_pre, splits.y_test)
+            result["runs"].append(entry)
+            if seed == args.seeds[0]:
+                trained[run] = model
+            result["summary"] = _summary(result["runs"])
+            atomic.write_json(out_json, result)
+
+    best_recu = max(
+        (r for r in ("recu_adam", "recu_bop") if r in trained),
+        key=lambda r: result["summary"][r]["test_accuracy_mean"],
+        default=None,
+    )
+    if best_recu is not None:
+        model = trained[best_recu]
+        flatbuffer = converters.convert(model)
+        report = converters.inspect(flatbuffer)
+        verify = converters.verify(model, flatbuffer, x_test_pre, splits.y_test)
+        result["conversion"] = {
+            "run": best_recu,
+            "seed": args.seeds[0],
+            "binary_convs_expected": len(converters.binary_conv_layers(model)),
+            "op_counts": report.op_counts,
+            "size_bytes": report.size_bytes,
+            "verify": {k: v for k, v in verify.to_dict().items() if k != "mismatches"},
+            "mismatched_images": len(verify.mismatches),
+        }
+        print(verify.format(), flush=True)
+        atomic.write_json(out_json, result)
+
+    result["step_overhead"] = interleaved_step_overhead(args.batch_size, args.overhead_reps)
+    result["wall_seconds"] = round(time.perf_counter() - start, 1)
+    atomic.write_json(out_json, result)
+    _plot(result, RESULTS / f"{args.name}.png")
+    print(result["summary"], result["step_overhead"], flush=True)
+    return 0
+
+
+def _summary(runs: list[dict]) -> dict:
+    by: dict[str, list[dict]] = {}
+    for r in runs:
+        by.setdefault(r["run"], []).append(r)
+    return {
+        name: {
+            "seeds": len(rs),
+            "test_accuracy_mean": float(np.mean([r["test_accuracy"] for r in rs])),
+            "seconds_per_epoch_mean": float(np.mean([np.mean(r["seconds_per_epoch"]) for r in rs])),
+            "step_ms_median": float(np.median([r["step_ms_median"] for r in rs])),
+        }
+        for name, rs in by.items()
+    }
+
+
+def _plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    summary = result["summary"]
+    names = list(summary)
+    axes[0].bar(names, [summary[n]["test_accuracy_mean"] for n in names], color="tab:blue")
+    for i, n in enumerate(names):
+        axes[0].text(
+            i,
+            summary[n]["test_accuracy_mean"],
+            f"{summary[n]['test_accuracy_mean']:.3f}",
+            ha="center",
+            va="bottom",
+        )
+    axes[0].set_ylabel("test accuracy (10 000 images)")
+    axes[0].set_ylim(0, 1)
+    for r in result["runs"]:
+        epochs = range(1, len(r["train_accuracy_per_epoch"]) + 1)
+        axes[1].plot(
+            epochs,
+            r["train_accuracy_per_epoch"],
+            "-o",
+            markersize=3,
+            label=f"{r['run']} s{r['seed']}",
+        )
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("train accuracy (running, per epoch)")
+    axes[1].legend(fontsize=7)
+    ov = result.get("step_overhead")
+    if ov:
+        labels = ["model min", "model median", "layers min", "layers median"]
+        values = [
+            ov["model_ratio_min"],
+            ov["model_ratio_median"],
+            ov["layers_ratio_min"],
+            ov["layers_ratio_median"],
+        ]
+        axes[2].bar(labels, values, color="tab:orange")
+        axes[2].axhline(1.3, color="red", linestyle="--", label="goal ≤ 1.3×")
+        axes[2].set_ylabel("ReCU step time / ste_sign step time")
+        axes[2].legend()
+        axes[2].tick_params(axis="x", labelsize=7)
+    c = result["conditions"]
+    fig.suptitle(
+        f"ReCU ResNet-20 graph, Fashion-MNIST, {c['epochs']} epochs, shared loaded 2-core CPU",
+        fontsize=10,
+    )
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

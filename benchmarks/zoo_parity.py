@@ -1,0 +1,179 @@
+"""Keras vs LCE TFLite top-1 agreement on the full Fashion-MNIST test set, for every small zoo model.
+
+For each registered model not tagged "large": short training (default 1
+epoch on the first 6 000 training images, batch 128, Bop + Adam; Adam alone
+for models without binary kernels), rewrite binary QuantDense to 1×1 binary
+convs, convert with LCE, then run Keras and LCE's interpreter on all 10 000
+test images. Also records the per-layer report totals (binary-MAC fraction,
+fallbacks) and, with `--portable`, the int8 stock-TFLite model's accuracy and
+size. Writes benchmarks/results/zoo_parity.json and .png.
+
+    nice -n 10 .venv/bin/python benchmarks/zoo_parity.py [--models a,b] [--epochs 1]
+        [--limit-train 6000] [--portable]
+
+A short training is enough for the question asked here (does the converted
+model compute what Keras computes?); the accuracies are not the models' best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+import bnn_tf  # noqa: F401  sets up tf_keras first (before larq)
+from bnn_tf import atomic, converters, data, training
+from bnn_tf import models as zoo
+from bnn_tf.converters.benchmarking import machine_description
+from bnn_tf.converters.portable import compare_portable
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NAME = "zoo_parity"
+GOAL_AGREEMENT = 0.99
+
+
+def _train(name: str, x, y, *, epochs: int, seed: int):
+    import larq as lq
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    model = zoo.build(name)
+    steps = int(np.ceil(len(x) / 128))
+    if any(lq.optimizers.Bop.is_binary_variable(v) for v in model.trainable_variables):
+        training.compile_model(model, steps_per_epoch=steps, epochs=epochs)
+    else:
+        training.compile_model(model, optimizer=tf.keras.optimizers.legacy.Adam(1e-3))
+    model.fit(x, y, batch_size=128, epochs=epochs, verbose=0)
+    return model
+
+
+def run_one(name: str, splits, args) -> dict:
+    x_train = data.preprocess(splits.x_train[: args.limit_train])
+    y_train = splits.y_train[: args.limit_train]
+    x_test, y_test = data.preprocess(splits.x_test), splits.y_test
+    start = time.perf_counter()
+    model = _train(name, x_train, y_train, epochs=args.epochs, seed=args.seed)
+    train_s = time.perf_counter() - start
+    rewritten = converters.rewrite_binary_dense(model)
+    start = time.perf_counter()
+    flatbuffer = converters.convert(rewritten)
+    convert_s = time.perf_counter() - start
+    report = converters.conversion_report(rewritten, flatbuffer)
+    parity = converters.verify(model, flatbuffer, x_test, y_test)
+    row = {
+        "model": name,
+        "lce_binary": zoo.info(name).lce_binary,
+        "train_seconds": round(train_s, 1),
+        "convert_seconds": round(convert_s, 1),
+        "test_images": parity.num_images,
+        "top1_agreement": parity.top1_agreement,
+        "mismatches": len(parity.mismatches),
+        "max_abs_logit_diff": parity.max_abs_logit_diff,
+        "keras_accuracy": parity.keras_accuracy,
+        "lce_accuracy": parity.tflite_accuracy,
+        "lce_bytes": len(flatbuffer),
+        "binary_mac_fraction": report.binary_mac_fraction,
+        "total_macs": report.total_macs,
+        "fallbacks": [r.name for r in report.fallbacks],
+        "lint_mismatches": [r.name for r in report.lint_mismatches],
+    }
+    if args.portable:
+        portable = converters.convert_portable(model, int8=True, representative_data=x_train[:300])
+        cmp = compare_portable(model, flatbuffer, portable, x_test, y_test, int8=True)
+        row.update(
+            int8_accuracy=cmp.portable_accuracy,
+            int8_agreement=cmp.portable_agreement,
+            int8_bytes=cmp.portable_bytes,
+        )
+    return row
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["model"] for r in rows]
+    pos = np.arange(len(rows))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 0.45 * len(rows) + 2), sharey=True)
+    ax1.barh(pos, [100 * r["top1_agreement"] for r in rows], color="tab:blue")
+    ax1.axvline(100 * GOAL_AGREEMENT, color="k", ls="--", lw=1, label=f"goal {GOAL_AGREEMENT:.0%}")
+    low = min(100 * r["top1_agreement"] for r in rows)
+    ax1.set_xlim(min(98.0, low - 0.5), 100.05)
+    ax1.set_xlabel("Keras vs LCE top-1 agreement (%), 10 000 test images")
+    ax1.set_yticks(pos, names)
+    ax1.legend(loc="lower left")
+    width = 0.27
+    ax2.barh(pos - width, [100 * r["keras_accuracy"] for r in rows], width, label="Keras")
+    ax2.barh(pos, [100 * r["lce_accuracy"] for r in rows], width, label="LCE TFLite")
+    if all("int8_accuracy" in r for r in rows):
+        ax2.barh(
+            pos + width, [100 * r["int8_accuracy"] for r in rows], width, label="portable int8"
+        )
+    ax2.set_xlabel("test accuracy (%) after the short training")
+    ax2.legend(loc="lower right")
+    fig.suptitle("bnn-tf zoo: converted models vs Keras (Fashion-MNIST)")
+    fig.tight_layout()
+    atomic.write_with(path, lambda p: fig.savefig(p, dpi=110))
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--models", default=None, help="comma-separated names (default: every small model)"
+    )
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--limit-train", type=int, default=6000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--portable", action="store_true", help="also int8 stock-TFLite accuracy/size"
+    )
+    args = parser.parse_args(argv)
+    names = (
+        args.models.split(",")
+        if args.models
+        else [n for n in zoo.available() if "large" not in zoo.info(n).tags]
+    )
+    splits = data.load("fashion_mnist")
+    rows = []
+    for name in names:
+        row = run_one(name, splits, args)
+        rows.append(row)
+        print(
+            f"{name:<24} agreement {row['top1_agreement']:.4%} ({row['mismatches']} differ)  "
+            f"keras {row['keras_accuracy']:.4f}  lce {row['lce_accuracy']:.4f}  "
+            f"binary MACs {row['binary_mac_fraction']:.1%}  fallbacks {len(row['fallbacks'])}",
+            flush=True,
+        )
+        result = {
+            "name": NAME,
+            "command": "python "
+            + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine_description(),
+            "dataset": f"{splits.name} ({splits.source})",
+            "training": f"{args.epochs} epoch(s) on the first {args.limit_train} training images, batch 128, "
+            "Bop + Adam (Adam only without binary kernels), seed "
+            f"{args.seed}; short on purpose: this measures conversion parity, not accuracy",
+            "goal_top1_agreement": GOAL_AGREEMENT,
+            "all_meet_goal": all(r["top1_agreement"] >= GOAL_AGREEMENT for r in rows),
+            "models": rows,
+        }
+        # Written after every model, so an interrupted run keeps what it measured.
+        atomic.write_json(RESULTS / f"{NAME}.json", result)
+    plot(rows, RESULTS / f"{NAME}.png")
+    print(
+        f"wrote {RESULTS / (NAME + '.json')} and .png; all ≥ {GOAL_AGREEMENT:.0%}: {result['all_meet_goal']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
