@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import shlex
 import sys
 import time
@@ -261,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
         "machine": machine_description(),
+        # The 2 cores are shared: a load far above 2 means contended timings.
+        "load_average_1_5_15_min": [round(v, 2) for v in os.getloadavg()],
         "runtime": "larq_compute_engine 0.16 Python interpreter, 1 thread, batch 1",
         "layer": layer,
         "ebnet_small": model,

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
 import shlex
 import sys
 import time
@@ -135,8 +137,12 @@ def interleaved_ms(fns: dict, x, rounds: int) -> dict[str, dict]:
     }
 
 
-def layer_step_overhead(rounds: int, batch: int) -> dict:
-    """One binary conv layer, 14×14×64 → 64, 3×3, groups 2, batch `batch`: forward + backward."""
+def layer_step_overhead(rounds: int, batch: int, groups: int) -> dict:
+    """One binary conv layer, 14×14×64 → 64, 3×3, batch `batch`: forward + backward.
+
+    Ratios are against `QuantConv2D` (sign inputs and weights, pad 1) and
+    against `EBConv2D(num_experts=1)` (the same code path without a gate).
+    """
     shape = (14, 14, 64)
 
     def wrap(layer):
@@ -149,27 +155,28 @@ def layer_step_overhead(rounds: int, batch: int) -> dict:
                 64,
                 3,
                 padding="same",
-                groups=2,
+                groups=groups,
                 use_bias=False,
                 pad_values=1.0,
                 input_quantizer="ste_sign",
                 kernel_quantizer="ste_sign",
             )  # fmt: skip
         ),
-        "ebconv_n1": wrap(EBConv2D(64, 3, groups=2, num_experts=1)),
-        "ebconv_n4_partition": wrap(EBConv2D(64, 3, groups=2, num_experts=4)),
+        "ebconv_n1": wrap(EBConv2D(64, 3, groups=groups, num_experts=1)),
+        "ebconv_n4_partition": wrap(EBConv2D(64, 3, groups=groups, num_experts=4)),
         "ebconv_n4_grouped": wrap(
-            EBConv2D(64, 3, groups=2, num_experts=4, implementation="grouped")
+            EBConv2D(64, 3, groups=groups, num_experts=4, implementation="grouped")
         ),
     }
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(batch, *shape)).astype(np.float32))
     times = interleaved_ms({k: _step_fn(m) for k, m in models.items()}, x, rounds)
-    base = times["quantconv2d"]
-    for t in times.values():
-        t["ratio_wall"] = round(t["wall_ms"] / base["wall_ms"], 3)
-        t["ratio_cpu"] = round(t["cpu_ms"] / base["cpu_ms"], 3)
-    return {"shape": [batch, *shape], "filters": 64, "kernel": 3, "groups": 2, "times": times}
+    for base_name in ("quantconv2d", "ebconv_n1"):
+        base = times[base_name]
+        for t in times.values():
+            t[f"ratio_cpu_vs_{base_name}"] = round(t["cpu_ms"] / base["cpu_ms"], 3)
+            t[f"ratio_wall_vs_{base_name}"] = round(t["wall_ms"] / base["wall_ms"], 3)
+    return {"shape": [batch, *shape], "filters": 64, "kernel": 3, "groups": groups, "times": times}
 
 
 def model_step_overhead(models: dict, x, rounds: int) -> dict:
@@ -214,11 +221,17 @@ def plot(result: dict, path: Path) -> None:
     ax.legend(fontsize=8)
 
     ax = axes[2]
-    layer_t = result["step_overhead"]["layer"]["times"]
-    model_t = result["step_overhead"]["model"]["times"]
-    labels = [f"layer {k}" for k in layer_t] + [f"model {k}" for k in model_t]
-    ratios = [v["ratio_cpu"] for v in layer_t.values()] + [v["ratio_cpu"] for v in model_t.values()]
+    labels, ratios = [], []
+    for case in ("layer", "layer_grouped"):
+        for k, v in result["step_overhead"][case]["times"].items():
+            labels.append(f"{case} {k} (vs QuantConv2D)")
+            ratios.append(v["ratio_cpu_vs_quantconv2d"])
+    for k, v in result["step_overhead"]["model"]["times"].items():
+        labels.append(f"model {k} (vs single expert)")
+        ratios.append(v["ratio_cpu"])
     ax.barh(labels, ratios, color="tab:purple")
+    ax.set_xscale("log")
+    ax.tick_params(axis="y", labelsize=7)
     ax.axvline(1.3, color="red", ls="--", label="goal 1.3×")
     ax.set_xlabel("training-step CPU time ratio (vs QuantConv2D / single-expert)")
     ax.set_title("training-step overhead")
@@ -237,19 +250,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=15, help="timing rounds for the step overhead")
     p.add_argument("--work", type=Path, default=Path("runs/ebconv_training"))
+    p.add_argument(
+        "--reuse-training",
+        action="store_true",
+        help="load the models a previous run saved in --work and that run's training records "
+        "from the results JSON; re-measure only the expert usage and the step overhead",
+    )
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
 
     splits = data.load("fashion_mnist")
     start = time.perf_counter()
-    ebnet, ebnet_run = train_one("ebnet_small_4experts", 4, args, splits, args.work)
-    single, single_run = train_one("ebnet_small_single_expert", 1, args, splits, args.work)
+    previous = None
+    if args.reuse_training:
+        previous = json.loads((RESULTS / f"{NAME}.json").read_text())
+        ebnet = tf.keras.models.load_model(args.work / "ebnet_small_4experts.keras")
+        single = tf.keras.models.load_model(args.work / "ebnet_small_single_expert.keras")
+        ebnet_run = previous["runs"]["ebnet_small_4experts"]
+        single_run = previous["runs"]["ebnet_small_single_expert"]
+        for key in ("limit_train", "epochs", "single_epochs", "batch_size", "seed"):
+            value = previous["config"].get(key, previous["data"]["train_images"])
+            setattr(args, key, value)
+    else:
+        ebnet, ebnet_run = train_one("ebnet_small_4experts", 4, args, splits, args.work)
+        single, single_run = train_one("ebnet_small_single_expert", 1, args, splits, args.work)
     x_test = data.preprocess(splits.x_test)
     usage = expert_usage(ebnet, x_test)
     print("expert usage:", {k: v.tolist() for k, v in usage.items()}, flush=True)
     x_step = tf.constant(data.preprocess(splits.x_train[: args.batch_size]))
     overhead = {
-        "layer": layer_step_overhead(args.rounds, args.batch_size),
+        "layer": layer_step_overhead(args.rounds, args.batch_size, groups=1),
+        "layer_grouped": layer_step_overhead(args.rounds, args.batch_size, groups=2),
         "model": model_step_overhead(
             {"single_expert": single, "ebnet_4experts": ebnet}, x_step, args.rounds
         ),
@@ -260,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
         "machine": machine_description(),
+        # The 2 cores are shared: a load far above 2 means contended timings.
+        "load_average_1_5_15_min": [round(v, 2) for v in os.getloadavg()],
         "data": {
             "dataset": "fashion_mnist",
             "source": splits.source,
@@ -283,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         "step_overhead": overhead,
         "total_seconds": round(time.perf_counter() - start, 1),
     }
+    if previous is not None:
+        result["training_from"] = {
+            k: previous.get(k) for k in ("date", "command", "load_average_1_5_15_min")
+        }
+        result["training_from"].update(previous.get("training_from") or {})
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic.write_json(RESULTS / f"{NAME}.json", result)
     plot(result, RESULTS / f"{NAME}.png")

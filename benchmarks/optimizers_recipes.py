@@ -40,7 +40,11 @@ RESULTS = Path(__file__).parent / "results"
 RUNS = {
     "adam_latent": ("single_stage", optimizers.OptimizerConfig(name="adam"), "weight_clip"),
     "bop": ("single_stage", optimizers.OptimizerConfig(name="bop"), None),
-    "bop2": ("single_stage", optimizers.OptimizerConfig(name="bop2"), None),
+    "bop2": (
+        "single_stage",
+        optimizers.OptimizerConfig(name="bop2", threshold=1e-6, gamma=1e-3, sigma=1e-2),
+        None,
+    ),
     "bop2_paper": (
         "single_stage",
         optimizers.OptimizerConfig(name="bop2", threshold=1e-6, gamma=1e-6, sigma=1e-2),
@@ -101,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         out_json.exists() and not args.fresh
     ):  # add to an earlier call's runs made under the same conditions
         previous = json.loads(out_json.read_text())
-        if previous.get("conditions") == result["conditions"]:
+        same = {k: v for k, v in previous.get("conditions", {}).items() if k != "seeds"}
+        if same == {k: v for k, v in result["conditions"].items() if k != "seeds"}:
             result["runs"] = previous["runs"]
+            seeds = sorted({*previous["conditions"]["seeds"], *args.seeds})
+            result["conditions"]["seeds"] = seeds
             result["command"] = f"{previous['command']} ; then: {result['command']}"
 
     for seed in args.seeds:
@@ -151,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
                 "best_epoch": int(np.argmax(curve)) + 1,
                 "test_accuracy_per_epoch": curve,
                 "flip_ratio_per_epoch": [r.get("flip_ratio") for r in history],
+                # What the optimizer logged in the last epoch (γ, τ, σ, learning rate).
+                "hyperparameters_logged": {
+                    k: v for k, v in history[-1].items() if k.startswith(("bop", "adam_"))
+                },
                 "train_seconds": round(
                     sum(
                         s.get("seconds_total", 0.0)
@@ -217,6 +228,7 @@ def _plot(result: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for r in result["runs"]:
@@ -235,6 +247,7 @@ def _plot(result: dict, path: Path) -> None:
     axes[1].set_title("binary weights flipped per step (mean over epoch)")
     axes[1].set_xlabel("student epoch")
     for ax in axes:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     fig.tight_layout()

@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     trained: dict[str, tf.keras.Model] = {}
     for seed in args.seeds:
         for run in args.runs:
-            model, entry = train_one(run, seed, args, x, y, x_test_pre, splits.y_test)
+            # make_dataset takes uint8 images and pre-processes them itself.
+            model, entry = train_one(run, seed, args, x, y, splits.x_test, splits.y_test)
             result["runs"].append(entry)
             if seed == args.seeds[0]:
                 trained[run] = model

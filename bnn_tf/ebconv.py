@@ -18,7 +18,7 @@ from a sample. The expert kernels are marked `precision = 1`, so
 `bnn_tf.optimizers.bop_adam` trains them with Bop and the gate, α and SE with
 Adam.
 
-Two training implementations give the same forward:
+Two training implementations (`training=True`) give the same forward:
 
 - `"partition"` (default): the batch is split by chosen expert
   (`tf.dynamic_partition`), each part is convolved with its own expert and
@@ -29,6 +29,10 @@ Two training implementations give the same forward:
   with an einsum and the whole batch runs as ONE grouped convolution with
   `batch × groups` groups. Exact mixture gradient for the gate
   (`∂L/∂φ_n = ⟨∂L/∂W_s, sign(W_n)⟩` for every n), ≈ 3× slower on TF's CPU kernels.
+
+At inference (`training=False`: `predict`, `evaluate`, conversion) every
+expert runs and the one-hot gate masks the outputs: the same output, N×
+the cost, and a graph LCE converts directly (N `LceBconv2d`).
 
 Staging (the paper's recipe): `set_single_expert(model, True)` forces the
 gate to expert 0; `expand_experts(model)` copies expert 0 into every expert
@@ -263,14 +267,16 @@ class EBConv2D(tf.keras.layers.Layer):
         return tf.nn.conv2d(x, kernel, strides=(1, *self.strides, 1), padding="VALID")
 
     # ------------------------------------------------------------------ call
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         x = self.quantize_and_pad(inputs)
         w = self.binary_kernels()
         if self.num_experts == 1:
             y = self._conv(x, w[0])
         else:
             phi = self.gate(inputs)
-            if self.implementation == "grouped":
+            if not training:
+                y = self._all_experts_call(x, w, phi)
+            elif self.implementation == "grouped":
                 y = self._grouped_call(x, w, phi)
             else:
                 y = self._partition_call(x, w, phi)
@@ -278,6 +284,15 @@ class EBConv2D(tf.keras.layers.Layer):
         if self.use_se:
             y = y * self.se_scale(tf.reduce_mean(inputs, axis=[1, 2]))[:, None, None, :]
         return y
+
+    def _all_experts_call(self, x, w, phi):
+        # Inference: every expert, masked by the one-hot gate. Same output as the
+        # training paths and it converts as is (N LceBconv2d), where LCE's
+        # converter crashes on DynamicPartition and keeps the grouped path's
+        # per-sample kernel as a float conv. `ebconv_export.export_model` gives
+        # the form that runs one expert.
+        outs = tf.stack([self._conv(x, w[n]) for n in range(self.num_experts)], axis=1)
+        return tf.einsum("bnhwc,bn->bhwc", outs, phi)
 
     def _partition_call(self, x, w, phi):
         idx = tf.argmax(phi, axis=-1, output_type=tf.int32)

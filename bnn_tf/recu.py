@@ -281,8 +281,11 @@ class ReCUConv2D(lq.layers.QuantConv2D):
     """A binary 2-D convolution trained with ReCU, laid out for LCE.
 
     `y = α ⊙ conv(sign(x), sign(clip(standardise(W), ±Q(τ))))` with a
-    learnable per-output-channel α (init `alpha_initializer`, default ones;
-    the reference draws uniform [0, 1)). Inputs are padded with +1
+    learnable per-output-channel α (init `alpha_initializer`, default
+    `"fan_in"` = 1/√(kh·kw·C_in), so the output has roughly unit variance
+    and a following BatchNorm's initial moving statistics (0, 1) are about
+    right at inference from the first steps; the reference draws uniform
+    [0, 1)). Inputs are padded with +1
     (`pad_values=1.0`, LCE's fast path), there is no bias by default, and the
     kernel is ±1 after freezing, so LCE emits `LceBconv2d` with α (and a
     BatchNorm right after) folded into its output multiplier.
@@ -295,7 +298,7 @@ class ReCUConv2D(lq.layers.QuantConv2D):
         filters: output channels.
         kernel_size: int or (kh, kw).
         b_star: ReCU's Laplace scale b* (default 2).
-        alpha_initializer: initializer of α.
+        alpha_initializer: initializer of α, or `"fan_in"` (1/√(kh·kw·C_in)).
         alpha_regularizer: optional regularizer of α.
     """
 
@@ -305,7 +308,7 @@ class ReCUConv2D(lq.layers.QuantConv2D):
         kernel_size,
         *,
         b_star: float = DEFAULT_B_STAR,
-        alpha_initializer="ones",
+        alpha_initializer="fan_in",
         alpha_regularizer=None,
         input_quantizer=None,
         kernel_quantizer=None,
@@ -337,7 +340,11 @@ class ReCUConv2D(lq.layers.QuantConv2D):
         finally:
             larq_log.setLevel(level)
         self.b_star = float(b_star)
-        self.alpha_initializer = tf.keras.initializers.get(alpha_initializer)
+        self.alpha_initializer = (
+            alpha_initializer
+            if alpha_initializer == "fan_in"
+            else tf.keras.initializers.get(alpha_initializer)
+        )
         self.alpha_regularizer = tf.keras.regularizers.get(alpha_regularizer)
 
     def build(self, input_shape):
@@ -345,7 +352,7 @@ class ReCUConv2D(lq.layers.QuantConv2D):
         self.alpha = self.add_weight(
             name="alpha",
             shape=(self.filters,),
-            initializer=self.alpha_initializer,
+            initializer=self._alpha_init(input_shape),
             regularizer=self.alpha_regularizer,
             trainable=True,
         )
@@ -354,6 +361,12 @@ class ReCUConv2D(lq.layers.QuantConv2D):
         quantizer = self.kernel_quantizer
         if isinstance(quantizer, tf.keras.layers.Layer) and not quantizer.built:
             quantizer.build(self.kernel.shape)
+
+    def _alpha_init(self, input_shape):
+        if self.alpha_initializer != "fan_in":
+            return self.alpha_initializer
+        fan_in = int(np.prod(self.kernel_size)) * int(input_shape[-1])
+        return tf.keras.initializers.Constant(1.0 / math.sqrt(fan_in))
 
     def call(self, inputs, training=None):
         # Where α is applied depends on the mode (the values are the same):
@@ -375,7 +388,11 @@ class ReCUConv2D(lq.layers.QuantConv2D):
         return {
             **super().get_config(),
             "b_star": self.b_star,
-            "alpha_initializer": tf.keras.initializers.serialize(self.alpha_initializer),
+            "alpha_initializer": (
+                "fan_in"
+                if self.alpha_initializer == "fan_in"
+                else tf.keras.initializers.serialize(self.alpha_initializer)
+            ),
             "alpha_regularizer": tf.keras.regularizers.serialize(self.alpha_regularizer),
         }
 

@@ -28,10 +28,11 @@ speed and float size.
 IR-Net models contain EDE quantizers: train them with
 `bnn_tf.irnet.EdeSchedule(epochs)` among the callbacks, otherwise EDE keeps
 its initial t = 0.1 (a wide, nearly identity gradient) for the whole run.
-Methods that scale latent weights (XNOR-Net's α, Bi-Real's and ReActNet's
-magnitude-aware sign, IR-Net's standardisation) are meant for latent-weight
-optimizers (Adam); Bop sets binary weights to exactly ±1, which makes those
-scales constant.
+Methods that scale latent weights (XNOR-Net's α, IR-Net's standardisation)
+are meant for latent-weight optimizers (Adam); Bop sets binary weights to
+exactly ±1, which makes those scales constant. With BatchNorm right after
+each conv, a positive per-channel weight scale is absorbed by BN anyway (see
+`_SIGN_KERNEL`), so Bi-Real/ReActNet here use plain sign weights.
 """
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ from bnn_tf.xnor import XnorScale, XnorWeight
 DEFAULT_WIDTHS = (64, 64, 128, 128, 256)
 POOL_AFTER = (1, 3)  # MaxPool 2 after the 2nd and 4th quantized conv, as bnn_small
 SHAPE = (28, 28, 1)
+
+
+# Bi-Real and ReActNet scale binary weights by mean|W| per output channel (larq's
+# `magnitude_aware_sign`, α without gradient). With BatchNorm directly after the conv that
+# scale is a no-op in training (BN is invariant to a positive per-channel scale, and Adam to
+# the gradient's scale) and LCE folds both into one multiplier; but under Bop, which sets
+# weights to exactly ±1, α jumps from ≈ 0.04 to 1 in one step and inference-mode BN
+# statistics lag behind. So the small models use the plain sign with a weight clip; pass
+# `kernel_quantizer="magnitude_aware_sign"` to `bireal_block` for the paper's form.
+_SIGN_KERNEL = {"kernel_quantizer": "ste_sign", "kernel_constraint": "weight_clip"}
 
 
 def _check_widths(widths: Sequence[int]) -> None:
@@ -219,7 +230,7 @@ def xnornet_pp_small(
 
 @register(
     "birealnet_small",
-    description="Bi-Real Net: shortcut around every binary conv, ApproxSign, magnitude-aware weights",
+    description="Bi-Real Net: real shortcut around every binary conv, ApproxSign activations",
     lce_binary=True,
     default_input_shape=SHAPE,
     float_twin="bnn_small_float",
@@ -236,6 +247,9 @@ def birealnet_small(
 ) -> tf.keras.Model:
     """bnn_small layout made of Bi-Real blocks (real 1×1 conv shortcut where channels grow).
 
+    ApproxSign activations; sign weights (the magnitude-aware scale is absorbed by
+    the BatchNorm after each conv, see `_SIGN_KERNEL`).
+
     Runs on LCE binary kernels (the shortcut 1×1 convs are float, as in the paper).
     """
     return _residual_small(
@@ -244,7 +258,7 @@ def birealnet_small(
         include_top=include_top,
         stem_width=stem_width,
         widths=widths,
-        block_kwargs=lambda: {"shortcut": "conv"},
+        block_kwargs=lambda: {"shortcut": "conv", **_SIGN_KERNEL},
         name="birealnet_small",
     )
 
@@ -281,6 +295,7 @@ def reactnet_small(
         widths=widths,
         block_kwargs=lambda: {
             "shortcut": "duplicate",
+            **_SIGN_KERNEL,
             "pre": lambda n: RSignThreshold(name=n),
             "post": lambda n: RPReLU(name=n),
         },

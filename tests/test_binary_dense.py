@@ -61,14 +61,19 @@ def test_magnitude_aware_kernel_scale_is_kept(fmnist_small):
     assert isinstance(rewritten.get_layer("fc1"), BinaryDenseConv)
     x = fmnist_small["x_test"][:128]
     # ±scale kernels: float sums in a different order, so equal up to rounding.
-    np.testing.assert_allclose(model.predict(x, verbose=0), rewritten.predict(x, verbose=0), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), rewritten.predict(x, verbose=0), rtol=1e-5, atol=1e-4
+    )
 
 
 def test_lce_runs_the_rewritten_dense_layers_on_binary_kernels(fmnist_small):
     tf.keras.utils.set_random_seed(2)
     model = _randomise(_mlp())
     before = converters.conversion_report(model, converters.convert(model))
-    assert {r.name: r.actual for r in before.layers if r.quantized} == {"fc1": "float", "fc2": "float"}
+    assert {r.name: r.actual for r in before.layers if r.quantized} == {
+        "fc1": "float",
+        "fc2": "float",
+    }
     rewritten = rewrite_binary_dense(model)
     flatbuffer = converters.convert(rewritten)
     after = converters.conversion_report(rewritten, flatbuffer)
@@ -87,7 +92,9 @@ def test_only_eligible_layers_are_rewritten():
     inputs = tf.keras.Input((6, 16))
     seq = lq.layers.QuantDense(8, name="on_sequence", **Q)(inputs)  # rank-3 input: not a 1×1 conv
     flat = tf.keras.layers.Flatten()(seq)
-    heavi = lq.layers.QuantDense(8, name="heaviside", **{**Q, "input_quantizer": "ste_heaviside"})(flat)
+    heavi = lq.layers.QuantDense(8, name="heaviside", **{**Q, "input_quantizer": "ste_heaviside"})(
+        flat
+    )
     model = tf.keras.Model(inputs, heavi)
     assert rewrite_binary_dense(model) is model  # nothing eligible: the same object back
     lint = {e.name: e for e in converters.lint(model).layers}

@@ -13,7 +13,12 @@ from bnn_tf.cli import main
 from bnn_tf.converters.tflite_model import parse
 from bnn_tf.errors import InvalidTfliteError
 
-Q = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False)
+Q = dict(
+    input_quantizer="ste_sign",
+    kernel_quantizer="ste_sign",
+    kernel_constraint="weight_clip",
+    use_bias=False,
+)
 
 # name → (prediction, output of the binary ones, a word the reason must contain)
 EXPECTED = {
@@ -44,7 +49,9 @@ def _every_case_model() -> tf.keras.Model:
     x = lq.layers.QuantConv2D(64, 3, padding="same", pad_values=1.0, name="tern",
                               **{**Q, "kernel_quantizer": "ste_tern"})(x)  # fmt: skip
     x = lq.layers.QuantConv2D(64, 3, name="noinq", **{**Q, "input_quantizer": None})(x)
-    x = lq.layers.QuantConv2D(64, 3, padding="same", pad_values=1.0, groups=2, name="grouped", **Q)(x)
+    x = lq.layers.QuantConv2D(64, 3, padding="same", pad_values=1.0, groups=2, name="grouped", **Q)(
+        x
+    )
     x = lq.layers.QuantDepthwiseConv2D(3, padding="same", name="dw", input_quantizer="ste_sign",
                                        depthwise_quantizer="ste_sign", depthwise_constraint="weight_clip",
                                        use_bias=False)(x)  # fmt: skip
@@ -111,7 +118,10 @@ def test_report_maps_every_op_and_agrees_with_the_lint(every_case):
     assert {r.name for r in report.fallbacks} == {"heavi", "tern", "noinq", "dw", "sep", "qdense"}
     assert report.size_bytes == len(flatbuffer) and report.requires_lce
     counts = parse(flatbuffer).op_counts
-    assert report.float_mac_ops == counts["CONV_2D"] + counts["DEPTHWISE_CONV_2D"] + counts["FULLY_CONNECTED"]
+    assert (
+        report.float_mac_ops
+        == counts["CONV_2D"] + counts["DEPTHWISE_CONV_2D"] + counts["FULLY_CONNECTED"]
+    )
     assert report.float_mac_ops == 9  # stem, heavi, tern, noinq, 2 × sep, dw, qdense, head
 
     text = report.format()
@@ -126,10 +136,16 @@ def test_report_maps_every_op_and_agrees_with_the_lint(every_case):
 def test_report_on_the_trained_demo_model(trained_bnn_small, trained_bnn_small_tflite):
     report = converters.conversion_report(trained_bnn_small, trained_bnn_small_tflite)
     binary = [r.name for r in report.layers if r.actual == "binary"]
-    assert binary == converters.binary_conv_layers(trained_bnn_small) == [f"conv{i}" for i in range(1, 6)]
+    assert (
+        binary
+        == converters.binary_conv_layers(trained_bnn_small)
+        == [f"conv{i}" for i in range(1, 6)]
+    )
     assert not report.fallbacks and not report.unmapped_ops
     # Binary convs feeding the next sign keep bitpacked outputs; the last one feeds the float head.
-    assert [r.output for r in report.layers if r.actual == "binary"] == ["bitpacked"] * 4 + ["float"]
+    assert [r.output for r in report.layers if r.actual == "binary"] == ["bitpacked"] * 4 + [
+        "float"
+    ]
     assert report.binary_mac_fraction > 0.95
 
 
@@ -157,7 +173,11 @@ def test_custom_sign_quantizer_is_checked_by_a_probe_conversion():
 
     inputs = tf.keras.Input((8, 8, 32))
     x = inputs
-    for name, quantizer in (("where_sign", WhereSign()), ("ones_like", OnesLikeSign()), ("step", WhereStep())):
+    for name, quantizer in (
+        ("where_sign", WhereSign()),
+        ("ones_like", OnesLikeSign()),
+        ("step", WhereStep()),
+    ):
         x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, name=name,
                                   **{**Q, "input_quantizer": quantizer})(x)  # fmt: skip
     model = tf.keras.Model(inputs, x)
@@ -167,12 +187,16 @@ def test_custom_sign_quantizer_is_checked_by_a_probe_conversion():
     }  # fmt: skip
     assert "does not lower to a sign" in lint["step"].reasons[0]
     report = converters.conversion_report(model, converters.convert(model))
-    assert {r.name: r.actual for r in report.layers} == {name: e.prediction for name, e in lint.items()}
+    assert {r.name: r.actual for r in report.layers} == {
+        name: e.prediction for name, e in lint.items()
+    }
 
 
 def test_grouped_conv_with_16_channels_per_group_is_predicted_float():
     inputs = tf.keras.Input((8, 8, 32))
-    x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, groups=2, name="g16", **Q)(inputs)
+    x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, groups=2, name="g16", **Q)(
+        inputs
+    )
     model = tf.keras.Model(inputs, x)
     (entry,) = converters.lint(model).layers
     assert entry.prediction == "float" and "multiple of 32" in entry.reasons[0]
@@ -207,7 +231,9 @@ def test_failed_conversion_leaves_the_previous_file_intact(tmp_path, monkeypatch
 
     monkeypatch.setattr(conversion, "convert", boom)
     with pytest.raises(RuntimeError):
-        conversion.convert_to_file(tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)]), out)
+        conversion.convert_to_file(
+            tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)]), out
+        )
     assert out.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"]  # no temp file left behind
 
@@ -221,8 +247,14 @@ def test_failed_conversion_leaves_the_previous_file_intact(tmp_path, monkeypatch
         (None, "corrupt"),  # a real model cut in half
     ],
 )
-def test_bad_tflite_files_give_one_line_errors(tmp_path, capsys, payload, word, trained_bnn_small_tflite):
-    data = trained_bnn_small_tflite[: len(trained_bnn_small_tflite) // 2] if payload is None else payload
+def test_bad_tflite_files_give_one_line_errors(
+    tmp_path, capsys, payload, word, trained_bnn_small_tflite
+):
+    data = (
+        trained_bnn_small_tflite[: len(trained_bnn_small_tflite) // 2]
+        if payload is None
+        else payload
+    )
     path = tmp_path / "bad.tflite"
     path.write_bytes(data)
     with pytest.raises(InvalidTfliteError, match=word) as info:
@@ -276,7 +308,10 @@ def test_cli_convert_prints_the_table_and_strict_lists_the_fallbacks(tmp_path, c
     assert {r["name"]: r["actual"] for r in obj["report"]["layers"]}["fc"] == "binary"
     assert "ternary (QuantConv2D)" in captured.err and "--strict" in captured.err
 
-    assert main(["convert", keras_path, "-o", str(out), "--strict", "--no-dense-rewrite", "--json"]) == 1
+    assert (
+        main(["convert", keras_path, "-o", str(out), "--strict", "--no-dense-rewrite", "--json"])
+        == 1
+    )
     obj = json.loads(capsys.readouterr().out)
     assert obj["report"]["fallbacks"] == ["ternary", "fc"]
 

@@ -23,7 +23,9 @@ def portable_int8(trained_bnn_small, fmnist_small) -> bytes:
     )
 
 
-def test_float_export_has_no_custom_ops_and_matches_keras(trained_bnn_small, portable_float, fmnist_small):
+def test_float_export_has_no_custom_ops_and_matches_keras(
+    trained_bnn_small, portable_float, fmnist_small
+):
     model = converters.parse(portable_float)
     assert model.custom_ops == [] and not model.requires_lce
     assert converters.required_runtime(portable_float).startswith("stock TFLite")
@@ -37,7 +39,9 @@ def test_float_export_has_no_custom_ops_and_matches_keras(trained_bnn_small, por
     np.testing.assert_allclose(lite, keras, atol=1e-3, rtol=1e-3)
 
 
-def test_int8_export_keeps_accuracy_and_is_smaller(trained_bnn_small, portable_float, portable_int8, fmnist_small):
+def test_int8_export_keeps_accuracy_and_is_smaller(
+    trained_bnn_small, portable_float, portable_int8, fmnist_small
+):
     assert converters.parse(portable_int8).custom_ops == []
     assert len(portable_int8) < 0.5 * len(portable_float)
     x, y = fmnist_small["x_test"], fmnist_small["y_test"]
@@ -46,11 +50,17 @@ def test_int8_export_keeps_accuracy_and_is_smaller(trained_bnn_small, portable_f
     assert int8_acc >= keras_acc - 0.03, (keras_acc, int8_acc)
 
 
-def test_compare_portable_reports_both_models(trained_bnn_small, trained_bnn_small_tflite, portable_int8, fmnist_small):
+def test_compare_portable_reports_both_models(
+    trained_bnn_small, trained_bnn_small_tflite, portable_int8, fmnist_small
+):
     x, y = fmnist_small["x_test"][:200], fmnist_small["y_test"][:200]
-    result = compare_portable(trained_bnn_small, trained_bnn_small_tflite, portable_int8, x, y, int8=True)
+    result = compare_portable(
+        trained_bnn_small, trained_bnn_small_tflite, portable_int8, x, y, int8=True
+    )
     assert result.num_images == 200 and result.int8
-    assert result.lce_bytes == len(trained_bnn_small_tflite) and result.portable_bytes == len(portable_int8)
+    assert result.lce_bytes == len(trained_bnn_small_tflite) and result.portable_bytes == len(
+        portable_int8
+    )
     assert abs(result.lce_accuracy - result.keras_accuracy) <= 0.02
     assert "portable int8" in result.format() and "LCE" in result.format()
 
@@ -67,7 +77,9 @@ def test_int8_needs_real_calibration_images(trained_bnn_small):
     with pytest.raises(ConfigError, match="representative_data"):
         converters.convert_portable(trained_bnn_small, int8=True)
     with pytest.raises(ConfigError, match="shape"):
-        converters.convert_portable(trained_bnn_small, int8=True, representative_data=np.zeros((4, 32, 32, 3)))
+        converters.convert_portable(
+            trained_bnn_small, int8=True, representative_data=np.zeros((4, 32, 32, 3))
+        )
     with pytest.raises(ConfigError, match="empty"):
         converters.convert_portable(trained_bnn_small, int8=True, representative_data=[])
 

@@ -290,3 +290,16 @@ def test_trained_recu_resnet20_keras_and_tflite_agree_on_real_images(fmnist_smal
     # Chance is 0.1: above 0.3 the weights are trained, so the check is not vacuous.
     assert result.keras_accuracy > 0.3, result.format()
     assert result.top1_agreement >= 0.999, result.format()
+
+
+def test_zero_pad_shortcut_pools_and_pads_channels():
+    from bnn_tf.shortcuts import ZeroPadShortcut
+
+    x = np.arange(2 * 5 * 5 * 3, dtype=np.float32).reshape(2, 5, 5, 3)
+    out = ZeroPadShortcut(8, 2)(x).numpy()
+    assert out.shape == (2, 3, 3, 8)  # "same" pooling: 5 → 3, like a strided 3×3 "same" conv
+    np.testing.assert_allclose(out[:, 0, 0, 2:5], x[:, :2, :2, :].mean(axis=(1, 2)))
+    np.testing.assert_allclose(out[:, 2, 2, 2:5], x[:, 4, 4, :])  # edge window: only real pixels
+    assert not out[..., :2].any() and not out[..., 5:].any()
+    with pytest.raises(ConfigError):
+        ZeroPadShortcut(2, 2)(x)
