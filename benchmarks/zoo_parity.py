@@ -55,7 +55,10 @@ def _train(name: str, x, y, *, epochs: int, seed: int):
 def run_one(name: str, splits, args) -> dict:
     x_train = data.preprocess(splits.x_train[: args.limit_train])
     y_train = splits.y_train[: args.limit_train]
-    x_test, y_test = data.preprocess(splits.x_test), splits.y_test
+    x_test, y_test = (
+        data.preprocess(splits.x_test[: args.limit_test]),
+        splits.y_test[: args.limit_test],
+    )
     start = time.perf_counter()
     model = _train(name, x_train, y_train, epochs=args.epochs, seed=args.seed)
     train_s = time.perf_counter() - start
@@ -106,7 +109,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax1.axvline(100 * GOAL_AGREEMENT, color="k", ls="--", lw=1, label=f"goal {GOAL_AGREEMENT:.0%}")
     low = min(100 * r["top1_agreement"] for r in rows)
     ax1.set_xlim(min(98.0, low - 0.5), 100.05)
-    ax1.set_xlabel("Keras vs LCE top-1 agreement (%), 10 000 test images")
+    ax1.set_xlabel(f"Keras vs LCE top-1 agreement (%), {rows[0]['test_images']:,} test images")
     ax1.set_yticks(pos, names)
     ax1.legend(loc="lower left")
     width = 0.27
@@ -124,6 +127,14 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def replot(name: str) -> None:
+    """Redraw RESULTS/<name>.png from RESULTS/<name>.json (no training)."""
+    import json
+
+    rows = json.loads((RESULTS / f"{name}.json").read_text())["models"]
+    plot(rows, RESULTS / f"{name}.png")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -133,9 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-train", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--limit-test", type=int, default=None, help="first N test images (default: all 10 000)"
+    )
+    parser.add_argument("--name", default=NAME, help=f"results file stem (default {NAME})")
+    parser.add_argument(
         "--portable", action="store_true", help="also int8 stock-TFLite accuracy/size"
     )
+    parser.add_argument("--replot", action="store_true", help="only redraw the PNG from the JSON")
     args = parser.parse_args(argv)
+    if args.replot:
+        replot(args.name)
+        return 0
     names = (
         args.models.split(",")
         if args.models
@@ -153,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         result = {
-            "name": NAME,
+            "name": args.name,
             "command": "python "
             + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -167,10 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             "models": rows,
         }
         # Written after every model, so an interrupted run keeps what it measured.
-        atomic.write_json(RESULTS / f"{NAME}.json", result)
-    plot(rows, RESULTS / f"{NAME}.png")
+        atomic.write_json(RESULTS / f"{args.name}.json", result)
+    plot(rows, RESULTS / f"{args.name}.png")
     print(
-        f"wrote {RESULTS / (NAME + '.json')} and .png; all ≥ {GOAL_AGREEMENT:.0%}: {result['all_meet_goal']}"
+        f"wrote {RESULTS / (args.name + '.json')} and .png; all ≥ {GOAL_AGREEMENT:.0%}: {result['all_meet_goal']}"
     )
     return 0
 

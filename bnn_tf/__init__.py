@@ -11,15 +11,22 @@ ensure_legacy_keras()
 
 import larq  # noqa: E402,F401  registers larq's layers/quantizers for loading
 
-from bnn_tf import data, optimizers  # noqa: E402
-
 # Layer families: importing them registers their layers/quantizers with Keras
-# (package "bnn_tf"), so load_model works without custom_objects.
-# (one line per family module, e.g. `from bnn_tf import recu  # noqa: E402,F401`)
-from bnn_tf import bireal, irnet, reactnet, xnor  # noqa: E402,F401
-from bnn_tf import recu, shortcuts  # noqa: E402,F401
-from bnn_tf import ebconv, ebconv_export  # noqa: E402,F401
-from bnn_tf import melius  # noqa: E402,F401
+# (package "bnn_tf"), so load_model works without custom_objects. A new family
+# module adds itself to this import.
+from bnn_tf import (  # noqa: E402,F401
+    bireal,
+    data,
+    ebconv,
+    ebconv_export,
+    irnet,
+    melius,
+    optimizers,
+    reactnet,
+    recu,
+    shortcuts,
+    xnor,
+)
 from bnn_tf.errors import BnnTfError  # noqa: E402
 
 __version__ = "0.1.0"

@@ -132,7 +132,9 @@ def cmd_convert(args: argparse.Namespace, out: Output) -> int:
     if args.portable:
         portable = _convert_portable(args, original, flatbuffer, out)
         obj["portable"] = portable
-        human += f"\n\nwrote {portable['output']} (stock TFLite, no custom ops)\n{portable['table']}"
+        human += (
+            f"\n\nwrote {portable['output']} (stock TFLite, no custom ops)\n{portable['table']}"
+        )
     out.result(obj, human)
     if args.strict and report.fallbacks:
         names = ", ".join(f"{row.name} ({row.layer_type})" for row in report.fallbacks)
@@ -157,7 +159,14 @@ def _convert_portable(args: argparse.Namespace, model, lce_flatbuffer: bytes, ou
     if args.limit is not None:
         x, y = x[: args.limit], y[: args.limit]
     out.say(f"comparing LCE and portable models on {len(x)} {splits.name} test images")
-    comparison = compare_portable(model, lce_flatbuffer, flatbuffer, data.preprocess(x), y, int8=args.int8)
+    comparison = compare_portable(
+        model, lce_flatbuffer, flatbuffer, data.preprocess(x), y, int8=args.int8
+    )
+    if comparison.portable_accuracy < comparison.keras_accuracy - 0.01:
+        out.say(
+            f"warning: the portable model loses {comparison.keras_accuracy - comparison.portable_accuracy:.1%} "
+            "accuracy against Keras; ship the float portable model (drop --int8) or the LCE model."
+        )
     return {"output": str(path), **comparison.to_dict(), "table": comparison.format()}
 
 
@@ -188,7 +197,9 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     obj["mismatches"] = obj["mismatches"][:100]
     out.result(obj, result.format())
     if args.min_agreement is not None and result.top1_agreement < args.min_agreement:
-        out.say(f"error: agreement {result.top1_agreement:.4%} is below --min-agreement {args.min_agreement:.4%}")
+        out.say(
+            f"error: agreement {result.top1_agreement:.4%} is below --min-agreement {args.min_agreement:.4%}"
+        )
         return 1
     return 0
 
@@ -196,11 +207,15 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
 def cmd_bench(args: argparse.Namespace, out: Output) -> int:
     from bnn_tf import converters
 
-    result = converters.bench(args.tflite_file, threads=args.threads, runs=args.runs, warmup=args.warmup)
+    result = converters.bench(
+        args.tflite_file, threads=args.threads, runs=args.runs, warmup=args.warmup
+    )
     obj: dict[str, Any] = {"model": str(args.tflite_file), **result.to_dict()}
     human = result.format()
     if args.compare:
-        other = converters.bench(args.compare, threads=args.threads, runs=args.runs, warmup=args.warmup)
+        other = converters.bench(
+            args.compare, threads=args.threads, runs=args.runs, warmup=args.warmup
+        )
         obj["compare"] = {"model": str(args.compare), **other.to_dict()}
         obj["speedup"] = other.median_ms / result.median_ms
         obj["size_ratio"] = other.size_bytes / result.size_bytes
@@ -294,23 +309,44 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("model", help="zoo model name (see `bnn-tf models`)")
     _add_data(p, limit=False)
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})")
+    p.add_argument(
+        "--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})"
+    )
     p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
     p.add_argument("--limit-train", type=int, default=None, help="train on the first N images only")
     p.add_argument("--augment", action="store_true", help="random flips and 2-pixel shifts")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--bop-threshold", type=float, default=BopAdamConfig.threshold,
-                   help=f"Bop flip threshold τ (default {BopAdamConfig.threshold:g})")
-    p.add_argument("--bop-gamma", type=float, default=BopAdamConfig.gamma,
-                   help=f"Bop adaptivity rate γ (default {BopAdamConfig.gamma:g})")
-    p.add_argument("--learning-rate", type=float, default=BopAdamConfig.learning_rate,
-                   help=f"Adam learning rate for non-binary weights, cosine-decayed (default {BopAdamConfig.learning_rate:g})")
-    p.add_argument("--optimizer", default=None, choices=["bop", "bop2", "adam"],
-                   help="binary kernels: bop (default), bop2 (Bop2ndOrder) or adam (latent weights "
-                   "with weight_clip); everything else always uses Adam")
-    p.add_argument("--recipe", default=None,
-                   choices=list(RECIPES),
-                   help="staged training recipe (see docs/training.md); default: plain single-stage training")
+    p.add_argument(
+        "--bop-threshold",
+        type=float,
+        default=BopAdamConfig.threshold,
+        help=f"Bop flip threshold τ (default {BopAdamConfig.threshold:g})",
+    )
+    p.add_argument(
+        "--bop-gamma",
+        type=float,
+        default=BopAdamConfig.gamma,
+        help=f"Bop adaptivity rate γ (default {BopAdamConfig.gamma:g})",
+    )
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=BopAdamConfig.learning_rate,
+        help=f"Adam learning rate for non-binary weights, cosine-decayed (default {BopAdamConfig.learning_rate:g})",
+    )
+    p.add_argument(
+        "--optimizer",
+        default=None,
+        choices=["bop", "bop2", "adam"],
+        help="binary kernels: bop (default), bop2 (Bop2ndOrder) or adam (latent weights "
+        "with weight_clip); everything else always uses Adam",
+    )
+    p.add_argument(
+        "--recipe",
+        default=None,
+        choices=list(RECIPES),
+        help="staged training recipe (see docs/training.md); default: plain single-stage training",
+    )
     p.add_argument("--out", required=True, help="output folder")
     _add_json(p)
     p.set_defaults(func=cmd_train)
@@ -323,17 +359,34 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("model_file", help="a .keras (or .h5) model")
     p.add_argument("-o", "--output", required=True, help="the .tflite to write")
-    p.add_argument("--target", default="arm", choices=["arm", "xcore"], help="LCE target (default arm)")
-    p.add_argument("--strict", action="store_true",
-                   help="exit 1 (listing the layers) if any quantized layer fell back to float")
-    p.add_argument("--no-dense-rewrite", action="store_true",
-                   help="keep binary QuantDense as float FULLY_CONNECTED (default: 1×1 binary conv)")
-    p.add_argument("--portable", action="store_true",
-                   help="also write a stock-TFLite model (no LCE ops) and report its accuracy and size")
-    p.add_argument("--int8", action="store_true",
-                   help="with --portable: int8 post-training quantization, calibrated on 300 training images")
-    p.add_argument("--portable-output", default=None,
-                   help="path of the portable model (default: OUTPUT with .portable.tflite / .int8.tflite)")
+    p.add_argument(
+        "--target", default="arm", choices=["arm", "xcore"], help="LCE target (default arm)"
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 (listing the layers) if any quantized layer fell back to float",
+    )
+    p.add_argument(
+        "--no-dense-rewrite",
+        action="store_true",
+        help="keep binary QuantDense as float FULLY_CONNECTED (default: 1×1 binary conv)",
+    )
+    p.add_argument(
+        "--portable",
+        action="store_true",
+        help="also write a stock-TFLite model (no LCE ops) and report its accuracy and size",
+    )
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="with --portable: int8 post-training quantization, calibrated on 300 training images",
+    )
+    p.add_argument(
+        "--portable-output",
+        default=None,
+        help="path of the portable model (default: OUTPUT with .portable.tflite / .int8.tflite)",
+    )
     _add_data(p, limit=True)
     _add_json(p)
     p.set_defaults(func=cmd_convert)
@@ -347,8 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tflite_file", help="the .tflite converted from it")
     _add_data(p, limit=True)
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
-    p.add_argument("--min-agreement", type=float, default=None,
-                   help="exit 1 if top-1 agreement is below this fraction (e.g. 0.999)")
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=None,
+        help="exit 1 if top-1 agreement is below this fraction (e.g. 0.999)",
+    )
     _add_json(p)
     p.set_defaults(func=cmd_verify)
 
@@ -361,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
     p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up runs (default 5)")
-    p.add_argument("--compare", default=None, help="another .tflite (e.g. the float twin) to compare with")
+    p.add_argument(
+        "--compare", default=None, help="another .tflite (e.g. the float twin) to compare with"
+    )
     _add_json(p)
     p.set_defaults(func=cmd_bench)
 
@@ -376,12 +435,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, choices=["rpi", "android"], help="device")
     p.add_argument("-o", "--output", required=True, help="bundle folder (new or empty)")
     p.add_argument("--tflite", default=None, help="an already converted .tflite of this model")
-    p.add_argument("--dataset", default=None, choices=["fashion_mnist", "mnist"],
-                   help="training data set (class names, samples); default: run.json next to "
-                   "the model, else fashion_mnist")
-    p.add_argument("--labels", default=None, help="class names file, one per line (overrides --dataset's)")
-    p.add_argument("--samples", type=int, default=8,
-                   help="real test images to bundle with expected predictions (default 8; 0: none)")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        choices=["fashion_mnist", "mnist"],
+        help="training data set (class names, samples); default: run.json next to "
+        "the model, else fashion_mnist",
+    )
+    p.add_argument(
+        "--labels", default=None, help="class names file, one per line (overrides --dataset's)"
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=8,
+        help="real test images to bundle with expected predictions (default 8; 0: none)",
+    )
     p.add_argument("--data-dir", default=None, help="folder with the data set's IDX files")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
     _add_json(p)
@@ -394,9 +463,13 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/report.md and OUT/report.json. Rerunning resumes an interrupted training.",
     )  # fmt: skip
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})")
+    p.add_argument(
+        "--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})"
+    )
     p.add_argument("--limit-train", type=int, default=None, help="train on the first N images only")
-    p.add_argument("--limit-test", type=int, default=None, help="verify on the first N test images only")
+    p.add_argument(
+        "--limit-test", type=int, default=None, help="verify on the first N test images only"
+    )
     p.add_argument("--data-dir", default=None, help="folder with the Fashion-MNIST IDX files")
     p.add_argument("--runs", type=int, default=100, help="timed benchmark runs (default 100)")
     p.add_argument("--check", action="store_true", help="exit 1 if a goal in the report is missed")
@@ -435,7 +508,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args, out)
     except KeyboardInterrupt:
         where = getattr(args, "out", None)
-        hint = f" Rerun the same command to resume from the last finished epoch in {where}." if where else ""
+        hint = (
+            f" Rerun the same command to resume from the last finished epoch in {where}."
+            if where
+            else ""
+        )
         print(f"\ninterrupted.{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BnnTfError as exc:

@@ -82,7 +82,7 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 @tf.keras.utils.register_keras_serializable(package="bnn_tf")
-class EBConv2D(tf.keras.layers.Layer):
+class EBConv2D(tf.keras.layers.Conv2D):
     """Expert binary 2-D convolution with a winner-takes-all gate (see the module docstring).
 
     Args:
@@ -125,7 +125,6 @@ class EBConv2D(tf.keras.layers.Layer):
         implementation: str = "partition",
         **kwargs,
     ):
-        super().__init__(**kwargs)
         if int(filters) < 1:
             raise ConfigError(f"EBConv2D: filters must be ≥ 1 (got {filters}).")
         if int(num_experts) < 1:
@@ -143,6 +142,17 @@ class EBConv2D(tf.keras.layers.Layer):
             )
         if int(se_reduction) < 1:
             raise ConfigError(f"EBConv2D: se_reduction must be ≥ 1 (got {se_reduction}).")
+        # A Conv2D subclass, so tools that look for 2-D convolutions (bnn_tf.converters'
+        # lint and report) see it; build, call and config are all our own.
+        super().__init__(
+            int(filters),
+            kernel_size,
+            strides=strides,
+            padding=padding.lower(),
+            groups=int(groups),
+            use_bias=False,
+            **kwargs,
+        )
         self.filters = int(filters)
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.num_experts = int(num_experts)
@@ -205,7 +215,8 @@ class EBConv2D(tf.keras.layers.Layer):
             self.se_bias1 = self.add_weight("se_bias1", shape=(hidden,), initializer="zeros")
             self.se_kernel2 = self.add_weight("se_kernel2", shape=(hidden, self.filters))
             self.se_bias2 = self.add_weight("se_bias2", shape=(self.filters,), initializer="zeros")
-        super().build(input_shape)
+        # Conv2D.build would create a 4-D kernel: skip it, keep Layer.build.
+        tf.keras.layers.Layer.build(self, input_shape)
 
     # ------------------------------------------------------------ components
     def gate_logits(self, pooled: tf.Tensor) -> tf.Tensor:
@@ -348,7 +359,8 @@ class EBConv2D(tf.keras.layers.Layer):
 
     def get_config(self):
         return {
-            **super().get_config(),
+            # Layer's config only: Conv2D's keys (activation, bias, ...) don't apply.
+            **tf.keras.layers.Layer.get_config(self),
             "filters": self.filters,
             "kernel_size": self.kernel_size,
             "num_experts": self.num_experts,

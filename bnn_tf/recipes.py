@@ -609,28 +609,13 @@ def train(
     from bnn_tf import models as zoo
 
     recipe = get(config.recipe or "single_stage")
-    config.validate()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if training._check_resume(out, config) == "finished":
-        log(f"{out} already holds this finished run; reusing it (choose another --out to retrain)")
-        return json.loads((out / training.SUMMARY_FILE).read_text())
-    if splits is None:
-        splits = data.load(config.dataset, data_dir=data_dir)
-    log(f"data: {splits.name} from {splits.source}; recipe {recipe.name}")
-    x_train, y_train = splits.x_train, splits.y_train
-    if config.limit_train is not None:
-        x_train, y_train = x_train[: config.limit_train], y_train[: config.limit_train]
-    train_ds = data.make_dataset(
-        x_train,
-        y_train,
-        batch_size=config.batch_size,
-        training=True,
-        augment=config.augment,
-        seed=config.seed,
+    out, finished = training.open_run(config, out_dir, log=log)
+    if finished is not None:
+        return finished
+    td = training.load_train_data(
+        config, data_dir=data_dir, splits=splits, log=log, note=f"; recipe {recipe.name}"
     )
-    test_ds = data.make_dataset(splits.x_test, splits.y_test, batch_size=512)
-    steps = -(-len(x_train) // config.batch_size)
+    splits = td.splits
     opt_name = config.optimizer or recipe.optimizer
     opt = optimizers.OptimizerConfig(
         name=opt_name,
@@ -656,30 +641,23 @@ def train(
             )
         twin_kwargs = {k: v for k, v in kwargs.items() if k != "kernel_constraint"}
         teacher = lambda: zoo.build(twin, **shape, **twin_kwargs)  # noqa: E731
-    atomic.write_json(
-        out / training.RUN_FILE,
-        {
-            "config": config.to_dict(),
-            "data_source": splits.source,
-            "bnn_tf_version": training._version(),
-        },
-    )
+    training.write_run_file(out, config, splits)
     start = time.perf_counter()
     model, record = run(
         recipe,
         build,
-        train_ds,
+        td.train,
         epochs=config.epochs,
         out_dir=out,
-        steps_per_epoch=steps,
-        test_data=test_ds,
+        steps_per_epoch=td.steps_per_epoch,
+        test_data=td.test,
         optimizer_config=opt,
         teacher=teacher,
         verbose=verbose,
         log=log,
     )
     model.compile(loss=training.loss_fn(), metrics=["accuracy"])
-    _, test_acc = model.evaluate(test_ds, verbose=0)
+    _, test_acc = model.evaluate(td.test, verbose=0)
     atomic.write_with(out / training.MODEL_FILE, lambda tmp: model.save(tmp))
     summary = {
         "model": config.model,
@@ -690,7 +668,7 @@ def train(
         "epochs": config.epochs,
         "stage_epochs": record["stage_epochs"],
         "test_accuracy": float(test_acc),
-        "train_images": int(len(x_train)),
+        "train_images": td.train_images,
         "seconds_this_run": round(time.perf_counter() - start, 1),
         "seconds_total": round(sum(s.get("seconds_total", 0.0) for s in record["stages"]), 1),
         "stages": record["stages"],

@@ -75,7 +75,9 @@ def compile_model(
         bop = bop or optimizers.BopAdamConfig()
         lr: Any = bop.learning_rate
         if steps_per_epoch and epochs:
-            lr = tf.keras.optimizers.schedules.CosineDecay(bop.learning_rate, steps_per_epoch * epochs)
+            lr = tf.keras.optimizers.schedules.CosineDecay(
+                bop.learning_rate, steps_per_epoch * epochs
+            )
         optimizer = optimizers.bop_adam(threshold=bop.threshold, gamma=bop.gamma, learning_rate=lr)
     model.compile(optimizer=optimizer, loss=loss_fn(), metrics=["accuracy"])
     optimizers.check_setup(model, optimizer)
@@ -251,6 +253,74 @@ def _check_resume(out: Path, config: TrainConfig) -> str:
     return "finished" if finished else "resume"
 
 
+@dataclass
+class TrainData:
+    """The data side of a run: where it came from and the pipelines built from it."""
+
+    splits: data.Splits
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    train_images: int
+    steps_per_epoch: int
+
+
+def open_run(
+    config: TrainConfig, out_dir: str | os.PathLike[str], *, log: Callable[[str], None] = print
+) -> tuple[Path, dict | None]:
+    """Validate `config` and classify `out_dir` (see `_check_resume`).
+
+    Returns:
+        The output folder, and the saved summary if it already holds this
+        finished run (then nothing needs to run).
+    """
+    config.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if _check_resume(out, config) == "finished":
+        log(f"{out} already holds this finished run; reusing it (choose another --out to retrain)")
+        return out, json.loads((out / SUMMARY_FILE).read_text())
+    return out, None
+
+
+def load_train_data(
+    config: TrainConfig,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    splits: data.Splits | None = None,
+    log: Callable[[str], None] = print,
+    note: str = "",
+) -> TrainData:
+    """Load `config.dataset` (unless `splits` is given), apply `limit_train`, build pipelines."""
+    if splits is None:
+        splits = data.load(config.dataset, data_dir=data_dir)
+    log(f"data: {splits.name} from {splits.source}{note}")
+    x_train, y_train = splits.x_train, splits.y_train
+    if config.limit_train is not None:
+        x_train, y_train = x_train[: config.limit_train], y_train[: config.limit_train]
+    # The shuffle/augmentation seeds combine the op seed with the global one.
+    tf.keras.utils.set_random_seed(config.seed)
+    train_ds = data.make_dataset(
+        x_train, y_train, batch_size=config.batch_size, training=True,
+        augment=config.augment, seed=config.seed,
+    )  # fmt: skip
+    test_ds = data.make_dataset(splits.x_test, splits.y_test, batch_size=512)
+    return TrainData(
+        splits=splits,
+        train=train_ds,
+        test=test_ds,
+        train_images=int(len(x_train)),
+        steps_per_epoch=-(-len(x_train) // config.batch_size),
+    )
+
+
+def write_run_file(out: Path, config: TrainConfig, splits: data.Splits) -> None:
+    """`run.json`: the settings a later run is compared with before resuming."""
+    atomic.write_json(
+        out / RUN_FILE,
+        {"config": config.to_dict(), "data_source": splits.source, "bnn_tf_version": _version()},
+    )
+
+
 def train(
     config: TrainConfig,
     out_dir: str | os.PathLike[str],
@@ -274,20 +344,11 @@ def train(
         return recipes.train(
             config, out_dir, data_dir=data_dir, splits=splits, verbose=verbose, log=log
         )
-    config.validate()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state = _check_resume(out, config)
-    if state == "finished":
-        log(f"{out} already holds this finished run; reusing it (choose another --out to retrain)")
-        return json.loads((out / SUMMARY_FILE).read_text())
-
-    if splits is None:
-        splits = data.load(config.dataset, data_dir=data_dir)
-    log(f"data: {splits.name} from {splits.source}")
-    x_train, y_train = splits.x_train, splits.y_train
-    if config.limit_train is not None:
-        x_train, y_train = x_train[: config.limit_train], y_train[: config.limit_train]
+    out, finished = open_run(config, out_dir, log=log)
+    if finished is not None:
+        return finished
+    td = load_train_data(config, data_dir=data_dir, splits=splits, log=log)
+    splits = td.splits
 
     tf.keras.utils.set_random_seed(config.seed)
     model_kwargs = config.model_kwargs
@@ -302,12 +363,6 @@ def train(
         num_classes=splits.num_classes,
         **model_kwargs,
     )
-    train_ds = data.make_dataset(
-        x_train, y_train, batch_size=config.batch_size, training=True,
-        augment=config.augment, seed=config.seed,
-    )  # fmt: skip
-    test_ds = data.make_dataset(splits.x_test, splits.y_test, batch_size=512)
-    steps = -(-len(x_train) // config.batch_size)
     bop = optimizers.BopAdamConfig(
         threshold=config.bop_threshold, gamma=config.bop_gamma, learning_rate=config.learning_rate
     )
@@ -317,21 +372,22 @@ def train(
             name=config.optimizer, learning_rate=config.learning_rate
         )
     compile_model(
-        model, steps_per_epoch=steps, epochs=config.epochs, bop=bop, optimizer_config=opt_config
+        model,
+        steps_per_epoch=td.steps_per_epoch,
+        epochs=config.epochs,
+        bop=bop,
+        optimizer_config=opt_config,
     )
 
     done = resume_epoch(out)
     if done:
         log(f"resuming: {done} of {config.epochs} epochs already done in {out}")
-    atomic.write_json(
-        out / RUN_FILE,
-        {"config": config.to_dict(), "data_source": splits.source, "bnn_tf_version": _version()},
-    )
+    write_run_file(out, config, splits)
     start = time.perf_counter()
     from bnn_tf.callbacks import FlipRatioLogger, HyperparameterLogger
 
     records = fit(
-        model, train_ds, epochs=config.epochs, out_dir=out, validation_data=test_ds, verbose=verbose,
+        model, td.train, epochs=config.epochs, out_dir=out, validation_data=td.test, verbose=verbose,
         callbacks=[FlipRatioLogger(), HyperparameterLogger()],
     )  # fmt: skip
     train_seconds = time.perf_counter() - start
@@ -339,7 +395,7 @@ def train(
     if backup.is_dir() and not any(backup.iterdir()):
         backup.rmdir()  # BackupAndRestore empties it after a finished run
 
-    _, test_acc = model.evaluate(test_ds, verbose=0)
+    _, test_acc = model.evaluate(td.test, verbose=0)
     atomic.write_with(out / MODEL_FILE, lambda tmp: model.save(tmp))
     summary = {
         "model": config.model,
@@ -347,7 +403,7 @@ def train(
         "data_source": splits.source,
         "epochs": config.epochs,
         "test_accuracy": float(test_acc),
-        "train_images": int(len(x_train)),
+        "train_images": td.train_images,
         "seconds_this_run": round(train_seconds, 1),
         "seconds_total": round(sum(r.get("seconds", 0.0) for r in records), 1),
         "files": {

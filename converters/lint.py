@@ -394,7 +394,9 @@ def lint_layer(
     groups = int(getattr(layer, "groups", 1) or 1)
     if groups > 1 and not problems:
         try:
-            per_group = int(layer.kernel.shape[2])
+            # Input channels per group: second-to-last axis for HWIO kernels and for
+            # rank-5 expert banks (N, kh, kw, Cin/g, Cout) alike.
+            per_group = int(layer.kernel.shape[-2])
         except (AttributeError, TypeError):
             per_group = None
         if per_group is not None and per_group % 32 != 0:

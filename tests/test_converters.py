@@ -115,3 +115,29 @@ def test_wrong_file_given_as_keras_model(tmp_path, trained_bnn_small_tflite):
         converters.load_keras_model(txt)
     with pytest.raises(InvalidModelFileError, match="no such file"):
         converters.load_keras_model(tmp_path / "missing.keras")
+
+
+def test_binary_convs_in_branch_subgraphs_get_the_exact_kernel(fmnist_small):
+    """LCE's indirect kernel is wrong for LceBconv2d inside IF branches after the first
+    call; `verify` must pick the default kernel for such models (e.g. exported EBConv)."""
+    import tensorflow as tf
+
+    from bnn_tf.converters.runtime import indirect_bgemm_is_safe
+    from bnn_tf.ebconv import EBConv2D
+    from bnn_tf.ebconv_export import export_model
+
+    tf.keras.utils.set_random_seed(3)
+    inputs = tf.keras.Input((28, 28, 1))
+    x = tf.keras.layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False)(inputs)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = EBConv2D(32, 3, num_experts=4, padding="same")(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(10)(x))
+    exported = export_model(model)
+    flatbuffer = converters.convert(exported)
+    parsed = converters.parse(flatbuffer)
+    assert any(op.op == "LceBconv2d" and op.subgraph > 0 for op in parsed.operators)
+    assert not indirect_bgemm_is_safe(parsed)
+    x = fmnist_small["x_test"][:40]
+    result = converters.verify(model, flatbuffer, x)
+    assert result.top1_agreement == 1.0 and result.max_abs_logit_diff < 1e-3

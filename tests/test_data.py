@@ -127,3 +127,24 @@ def test_pipeline_batches_normalises_and_augments(fmnist):
     # Shuffled and augmented: the same multiset of labels, but not the same pixels.
     assert sorted(labels.numpy().tolist()) == sorted(y.tolist())
     assert not np.allclose(np.sort(images.numpy().ravel()), np.sort(data.preprocess(x).ravel()))
+
+
+def test_atomic_writes_replace_whole_files_with_normal_permissions(tmp_path):
+    import os
+
+    from bnn_tf import atomic
+
+    path = tmp_path / "out" / "r.json"
+    atomic.write_json(path, {"a": 1})
+    old_mask = os.umask(0o022)
+    try:
+        atomic.write_text(path, "new")
+    finally:
+        os.umask(old_mask)
+    assert path.read_text() == "new"
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+    with pytest.raises(RuntimeError), atomic.atomic_path(path) as tmp:
+        tmp.write_text("half-written")
+        raise RuntimeError("crash mid-write")
+    assert path.read_text() == "new"  # the previous file is intact
+    assert sorted(p.name for p in path.parent.iterdir()) == ["r.json"]  # no temp leftovers

@@ -170,7 +170,9 @@ def test_configuration_matches_the_published_size_and_widths(name):
     size_mib = profile.memory / 8 / 2**20  # larq's "Model size" (1-bit binary, 32-bit float)
     assert size_mib == pytest.approx(config.paper_size_mb, rel=0.03)
     if name == "meliusnet22":
-        # larq's count for larq-zoo's MeliusNet22 (same blocks, grouped stem, 1000 classes)
+        # by hand: binary 9·64·ΣC_in = 6,119,424; float: stem 864 + 2·2,304, BN γ/β
+        # 2·(128 + 10,624 + 1,280 + 512), transitions 281,600, Dense 513,000 → 825,160
+        assert profile.weight_count(bitwidth=1) == 6_119_424
         assert profile.weight_count() == 6_944_584
     # block / transition widths
     convs = [la for la in model.layers if isinstance(la, lq.layers.QuantConv2D)]
