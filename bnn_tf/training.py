@@ -128,19 +128,9 @@ class HistoryWriter(tf.keras.callbacks.Callback):
 
 
 def _current_learning_rate(optimizer) -> float | None:
-    # CaseOptimizer keeps the latent-weight optimizer as its default.
-    inner = getattr(optimizer, "default", None) or getattr(
-        optimizer, "default_optimizer", optimizer
-    )
-    lr = getattr(inner, "learning_rate", None) or getattr(inner, "lr", None)
-    if lr is None:
-        return None
-    if isinstance(lr, tf.keras.optimizers.schedules.LearningRateSchedule):
-        lr = lr(inner.iterations)
-    try:
-        return float(tf.keras.backend.get_value(lr))
-    except (TypeError, ValueError):
-        return None
+    # larq's CaseOptimizer keeps the latent-weight optimizer as `.default`.
+    inner = getattr(optimizer, "default", None) or optimizer
+    return optimizers.hyperparameter(inner, "learning_rate")
 
 
 def fit(
