@@ -74,6 +74,20 @@ def cmd_models(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(
+            f"not valid JSON ({e}); example: '{{\"width_multiplier\": 2}}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object like '{{\"stem_strides\": 2}}' (got {text!r})"
+        )
+    return value
+
+
 def _train_config(args: argparse.Namespace):
     from bnn_tf.training import TrainConfig
 
@@ -90,6 +104,8 @@ def _train_config(args: argparse.Namespace):
         learning_rate=args.learning_rate,
         optimizer=args.optimizer,
         recipe=args.recipe,
+        model_kwargs=args.model_kwargs,
+        bop_gamma_schedule=args.bop_gamma_schedule,
     )
 
 
@@ -288,6 +304,7 @@ def _add_data(p: argparse.ArgumentParser, *, limit: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from bnn_tf.optimizers import BopAdamConfig
     from bnn_tf.recipes import RECIPES
+    from bnn_tf.training import GAMMA_SCHEDULES
 
     parser = argparse.ArgumentParser(
         prog="bnn-tf",
@@ -317,6 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", action="store_true", help="random flips and 2-pixel shifts")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
+        "--model-kwargs",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help="options of the model factory, e.g. '{\"width_multiplier\": 2}' (default: none)",
+    )
+    p.add_argument(
         "--bop-threshold",
         type=float,
         default=BopAdamConfig.threshold,
@@ -327,6 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=BopAdamConfig.gamma,
         help=f"Bop adaptivity rate γ (default {BopAdamConfig.gamma:g})",
+    )
+    p.add_argument(
+        "--bop-gamma-schedule",
+        choices=GAMMA_SCHEDULES,
+        default="constant",
+        help="Bop's γ over the run: constant (default), or linear/cosine decay to 0 so the "
+        "binary weights stop flipping by the last epoch",
     )
     p.add_argument(
         "--learning-rate",

@@ -65,6 +65,20 @@ def winner_takes_all(probs: tf.Tensor) -> tf.Tensor:
     return onehot, grad
 
 
+@tf.custom_gradient
+def _times_chosen(y: tf.Tensor, chosen: tf.Tensor) -> tf.Tensor:
+    """`y · φ_k` for the chosen expert's φ_k, which is exactly 1 in the forward pass.
+
+    So the forward returns `y` unchanged (no full-size multiply) and the
+    backward passes `dy` through and routes `∂L/∂φ_k = ⟨dy, y⟩` into the gate.
+    """
+
+    def grad(dy):
+        return dy, tf.reduce_sum(dy * y, axis=[1, 2, 3])
+
+    return tf.identity(y), grad
+
+
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     if isinstance(value, int):
         return (value, value)
@@ -281,6 +295,13 @@ class EBConv2D(tf.keras.layers.Conv2D):
     def call(self, inputs, training=None):
         x = self.quantize_and_pad(inputs)
         w = self.binary_kernels()
+        # Training scales the small kernel by α (conv(x, W)·α = conv(x, W·α)),
+        # which saves a full-size multiply and its gradient per step. Inference
+        # keeps α on the output: that is the form LCE folds into LceBconv2d's
+        # output multiplier (a ±α kernel is not binary for the converter).
+        alpha_in_kernel = isinstance(training, bool) and training
+        if alpha_in_kernel:
+            w = w * self.alpha
         if self.num_experts == 1:
             y = self._conv(x, w[0])
         else:
@@ -291,7 +312,8 @@ class EBConv2D(tf.keras.layers.Conv2D):
                 y = self._grouped_call(x, w, phi)
             else:
                 y = self._partition_call(x, w, phi)
-        y = y * self.alpha
+        if not alpha_in_kernel:
+            y = y * self.alpha
         if self.use_se:
             y = y * self.se_scale(tf.reduce_mean(inputs, axis=[1, 2]))[:, None, None, :]
         return y
@@ -316,9 +338,8 @@ class EBConv2D(tf.keras.layers.Conv2D):
         ] + [self.filters]
         outs = [self._conv_or_empty(part, w[n], out_shape) for n, part in enumerate(parts)]
         y = tf.dynamic_stitch(positions, outs)
-        # ×φ_k (= 1 forward) routes ∂L/∂φ_k = ⟨∂L/∂y, y⟩ into the gate.
         chosen = tf.gather(phi, idx, axis=1, batch_dims=1)
-        return y * chosen[:, None, None, None]
+        return _times_chosen(y, chosen)
 
     def _conv_or_empty(self, part, kernel, out_shape):
         # TF's CPU conv returns a wrongly shaped tensor for an empty batch (an

@@ -409,11 +409,7 @@ def _train_stage(
         epochs=epochs,
         out_dir=stage_dir,
         validation_data=test_data,
-        callbacks=[
-            bnn_callbacks.FlipRatioLogger(),
-            bnn_callbacks.HyperparameterLogger(),
-            *extra_callbacks,
-        ],
+        callbacks=[*bnn_callbacks.standard_callbacks(model, epochs), *extra_callbacks],
         verbose=verbose,
     )
     backup = stage_dir / training.BACKUP_DIR
@@ -622,6 +618,7 @@ def train(
         threshold=config.bop_threshold if opt_name == "bop" else None,
         gamma=config.bop_gamma if opt_name == "bop" else None,
         learning_rate=config.learning_rate,
+        gamma_schedule=optimizers.ScheduleConfig(config.bop_gamma_schedule or "constant"),
     )
     kwargs = zoo_model_kwargs(config.model, opt_name, config.model_kwargs)
     shape = {"input_shape": splits.input_shape, "num_classes": splits.num_classes}

@@ -182,6 +182,11 @@ def resume_epoch(out_dir: str | os.PathLike[str]) -> int:
     return len(json.loads(path.read_text()))
 
 
+# How Bop's γ may change over a run: "cosine"/"linear" end at 0, which
+# freezes Bop's gradient average and so lets the binary weights settle.
+GAMMA_SCHEDULES = ("constant", "linear", "cosine")
+
+
 @dataclass
 class TrainConfig:
     """Everything `bnn-tf train` needs; saved to `run.json` for resuming."""
@@ -199,7 +204,14 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)
     # None keeps run.json of older runs comparable (see _check_resume).
     optimizer: str | None = None  # bop (default), bop2, adam
+    bop_gamma_schedule: str | None = None  # None/constant, linear or cosine (to 0 at the end)
     recipe: str | None = None  # a name from bnn_tf.recipes.RECIPES
+
+    def __post_init__(self) -> None:
+        # "constant" is the default; stored as None so run.json files of older
+        # runs (without the field) still match on resume.
+        if self.bop_gamma_schedule == "constant":
+            self.bop_gamma_schedule = None
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -207,6 +219,11 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be ≥ 1 (got {getattr(self, name)}).")
         if self.limit_train is not None and self.limit_train < 1:
             raise ConfigError(f"limit_train must be ≥ 1 (got {self.limit_train}).")
+        if self.bop_gamma_schedule not in (None, *GAMMA_SCHEDULES):
+            raise ConfigError(
+                f"bop_gamma_schedule must be one of {', '.join(GAMMA_SCHEDULES)} "
+                f"(got {self.bop_gamma_schedule!r})."
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -357,9 +374,16 @@ def train(
         threshold=config.bop_threshold, gamma=config.bop_gamma, learning_rate=config.learning_rate
     )
     opt_config = None
-    if config.optimizer not in (None, "bop"):
+    gamma_kind = config.bop_gamma_schedule or "constant"
+    if config.optimizer not in (None, "bop") or gamma_kind != "constant":
+        name = config.optimizer or "bop"
         opt_config = optimizers.OptimizerConfig(
-            name=config.optimizer, learning_rate=config.learning_rate
+            name=name,
+            # bop2's γ/τ mean something else; it keeps its own defaults.
+            threshold=config.bop_threshold if name == "bop" else None,
+            gamma=config.bop_gamma if name == "bop" else None,
+            learning_rate=config.learning_rate,
+            gamma_schedule=optimizers.ScheduleConfig(gamma_kind),
         )
     compile_model(
         model,
@@ -374,11 +398,11 @@ def train(
         log(f"resuming: {done} of {config.epochs} epochs already done in {out}")
     write_run_file(out, config, splits)
     start = time.perf_counter()
-    from bnn_tf.callbacks import FlipRatioLogger, HyperparameterLogger
+    from bnn_tf.callbacks import standard_callbacks
 
     records = fit(
         model, td.train, epochs=config.epochs, out_dir=out, validation_data=td.test, verbose=verbose,
-        callbacks=[FlipRatioLogger(), HyperparameterLogger()],
+        callbacks=standard_callbacks(model, config.epochs),
     )  # fmt: skip
     train_seconds = time.perf_counter() - start
     backup = out / BACKUP_DIR

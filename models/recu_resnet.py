@@ -133,12 +133,19 @@ def _cifar_resnet(
     conv: str,
     b_star: float,
     name: str,
+    width_multiplier: float = 1.0,
+    stem_strides: int = 1,
 ) -> tf.keras.Model:
+    if width_multiplier <= 0:
+        raise ConfigError(f"width_multiplier must be > 0 (got {width_multiplier}).")
+    if stem_strides not in (1, 2):
+        raise ConfigError(f"stem_strides must be 1 or 2 (got {stem_strides}).")
+    widths = [max(int(round(w * width_multiplier)), 1) for w in widths]
     _check(conv, blocks, widths)
     inputs = tf.keras.Input(shape=tuple(input_shape))
-    x = tf.keras.layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(
-        inputs
-    )
+    x = tf.keras.layers.Conv2D(
+        widths[0], 3, strides=stem_strides, padding="same", use_bias=False, name="stem_conv"
+    )(inputs)
     x = _bn("stem_bn")(x)
     x = _hardtanh("stem_act")(x)
     for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
@@ -214,6 +221,8 @@ def recu_resnet20(
     include_top: bool = True,
     conv: str = "recu",
     b_star: float = 2.0,
+    width_multiplier: float = 1.0,
+    stem_strides: int = 1,
 ) -> tf.keras.Model:
     """ReCU ResNet-20 for small images (18 binary 3×3 convs, float stem and head).
 
@@ -226,6 +235,8 @@ def recu_resnet20(
         include_top: add global average pool, BN and the Dense classifier.
         conv: `"recu"`, `"ste_sign"` (plain larq binary conv) or `"float"`.
         b_star: ReCU's Laplace scale b*.
+        width_multiplier: scales every stage width (2 = 32/64/128).
+        stem_strides: 2 makes the stem conv strided (half the resolution, ¼ the compute).
     """
     return _cifar_resnet(
         input_shape=input_shape,
@@ -235,6 +246,8 @@ def recu_resnet20(
         blocks=(3, 3, 3),
         conv=conv,
         b_star=b_star,
+        width_multiplier=width_multiplier,
+        stem_strides=stem_strides,
         name="recu_resnet20" if conv == "recu" else f"resnet20_{conv}",
     )
 
@@ -273,6 +286,8 @@ def recu_resnet18(
     include_top: bool = True,
     conv: str = "recu",
     b_star: float = 2.0,
+    width_multiplier: float = 1.0,
+    stem_strides: int = 1,
 ) -> tf.keras.Model:
     """ReCU ResNet-18 for small images (16 binary 3×3 convs, float stem and head).
 
@@ -286,6 +301,8 @@ def recu_resnet18(
         blocks=(2, 2, 2, 2),
         conv=conv,
         b_star=b_star,
+        width_multiplier=width_multiplier,
+        stem_strides=stem_strides,
         name="recu_resnet18" if conv == "recu" else f"resnet18_{conv}",
     )
 

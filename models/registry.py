@@ -8,6 +8,7 @@ CLI uses the same two functions, so a model registered here is usable from
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,9 +108,23 @@ def build(
     include_top: bool = True,
     **kwargs: Any,
 ) -> tf.keras.Model:
-    """Build the zoo model `name` (keyword arguments go to its factory)."""
+    """Build the zoo model `name` (keyword arguments go to its factory).
+
+    Raises:
+        ConfigError: `name` is not in the zoo, or its factory has no such keyword.
+    """
     entry = info(name)
     shape = tuple(input_shape) if input_shape is not None else entry.default_input_shape
+    accepted = inspect.signature(entry.factory).parameters
+    unknown = sorted(k for k in kwargs if k not in accepted)
+    if unknown:
+        options = sorted(
+            k for k in accepted if k not in ("input_shape", "num_classes", "include_top")
+        )
+        raise ConfigError(
+            f"model {name!r} has no option {', '.join(map(repr, unknown))}. "
+            f"Fix: use one of {options or 'none'}."
+        )
     return entry.factory(
         input_shape=shape, num_classes=num_classes, include_top=include_top, **kwargs
     )

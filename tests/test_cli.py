@@ -112,6 +112,21 @@ def test_bad_inputs_exit_2_with_one_line_errors(tmp_path, capsys, tiny_tflite):
         (["verify", str(tiny_tflite), str(tiny_tflite)], "is a TFLite model"),
         (["train", "no_such_model", "--out", str(tmp_path / "r")], "Unknown model"),
         (["train", "bnn_small", "--epochs", "0", "--out", str(tmp_path / "r")], "epochs must be"),
+        (
+            [
+                "train",
+                "bnn_small",
+                "--model-kwargs",
+                '{"depth": 3}',
+                "--limit-train",
+                "8",
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "r2"),
+            ],
+            "has no option 'depth'",
+        ),  # fmt: skip
     ]
     for argv, message in cases:
         code, out, err = run(capsys, *argv)

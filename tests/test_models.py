@@ -24,6 +24,15 @@ def test_unknown_model_suggests_close_names():
         zoo.build("bnn_smal")
 
 
+def test_unknown_factory_option_is_a_clear_error():
+    with pytest.raises(ConfigError, match="has no option 'width'.*width_multiplier"):
+        zoo.build("recu_resnet20", width=2)
+    wide = zoo.build("recu_resnet20", width_multiplier=2, stem_strides=2)
+    assert wide.get_layer("stem_conv").filters == 32
+    assert wide.get_layer("stem_conv").strides == (2, 2)
+    assert wide.output_shape == (None, 10)
+
+
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_factory_is_keyword_only_and_builds(name):
     info = zoo.info(name)

@@ -115,3 +115,14 @@ def test_finished_run_is_reused_and_other_settings_are_refused(tmp_path, fmnist)
 def test_bad_settings_are_refused(field, value, tmp_path):
     with pytest.raises(ConfigError, match=field):
         training.train(_config(**{field: value}), tmp_path)
+
+
+def test_bop_gamma_schedule_decays_to_zero_and_bad_names_are_refused(tmp_path, fmnist):
+    config = _config(bop_gamma_schedule="cosine")
+    training.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+    history = json.loads((tmp_path / "history.json").read_text())
+    gammas = [r["bop_gamma"] for r in history]
+    assert gammas[0] < training.TrainConfig.bop_gamma, "γ decays within the first epoch"
+    assert gammas[-1] == pytest.approx(0.0, abs=1e-9), "cosine ends at 0: no more flips"
+    with pytest.raises(ConfigError, match="bop_gamma_schedule must be one of"):
+        training.train(_config(bop_gamma_schedule="exp"), tmp_path / "bad", splits=fmnist)
