@@ -60,7 +60,7 @@ class FlipRatioLogger(tf.keras.callbacks.Callback):
         self.per_layer = per_layer
         # The batch hooks never read `logs`; without this Keras copies the
         # step's metrics to host after EVERY step, stalling the pipeline
-        # (measured on bnn_small: 46 → 53 s per epoch with the logger on).
+        # (bnn_small demo: 53 s per epoch before this, 48 s after, 46 s without the logger).
         self._supports_tf_logs = True
         self._kernels: list[tuple[str, tf.Variable]] = []
         self._before: list[np.ndarray] | None = None
