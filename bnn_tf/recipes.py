@@ -613,13 +613,7 @@ def train(
     )
     splits = td.splits
     opt_name = config.optimizer or recipe.optimizer
-    opt = optimizers.OptimizerConfig(
-        name=opt_name,
-        threshold=config.bop_threshold if opt_name == "bop" else None,
-        gamma=config.bop_gamma if opt_name == "bop" else None,
-        learning_rate=config.learning_rate,
-        gamma_schedule=optimizers.ScheduleConfig(config.bop_gamma_schedule or "constant"),
-    )
+    opt = config.optimizer_config(opt_name)
     kwargs = zoo_model_kwargs(config.model, opt_name, config.model_kwargs)
     shape = {"input_shape": splits.input_shape, "num_classes": splits.num_classes}
     seed = [config.seed]

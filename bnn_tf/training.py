@@ -228,6 +228,20 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def optimizer_config(self, name: str) -> optimizers.OptimizerConfig:
+        """The `OptimizerConfig` for optimizer `name` with this run's settings.
+
+        The Bop threshold/γ apply to `bop` only; `bop2` keeps its own defaults
+        (its τ and γ mean something else).
+        """
+        return optimizers.OptimizerConfig(
+            name=name,
+            threshold=self.bop_threshold if name == "bop" else None,
+            gamma=self.bop_gamma if name == "bop" else None,
+            learning_rate=self.learning_rate,
+            gamma_schedule=optimizers.ScheduleConfig(self.bop_gamma_schedule or "constant"),
+        )
+
 
 # Settings that may change between an interrupted run and its resume.
 _RESUMABLE_CHANGES = {"epochs"}
@@ -374,17 +388,8 @@ def train(
         threshold=config.bop_threshold, gamma=config.bop_gamma, learning_rate=config.learning_rate
     )
     opt_config = None
-    gamma_kind = config.bop_gamma_schedule or "constant"
-    if config.optimizer not in (None, "bop") or gamma_kind != "constant":
-        name = config.optimizer or "bop"
-        opt_config = optimizers.OptimizerConfig(
-            name=name,
-            # bop2's γ/τ mean something else; it keeps its own defaults.
-            threshold=config.bop_threshold if name == "bop" else None,
-            gamma=config.bop_gamma if name == "bop" else None,
-            learning_rate=config.learning_rate,
-            gamma_schedule=optimizers.ScheduleConfig(gamma_kind),
-        )
+    if config.optimizer not in (None, "bop") or config.bop_gamma_schedule is not None:
+        opt_config = config.optimizer_config(config.optimizer or "bop")
     compile_model(
         model,
         steps_per_epoch=td.steps_per_epoch,

@@ -116,7 +116,8 @@ def build(
     entry = info(name)
     shape = tuple(input_shape) if input_shape is not None else entry.default_input_shape
     accepted = inspect.signature(entry.factory).parameters
-    unknown = sorted(k for k in kwargs if k not in accepted)
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    unknown = [] if takes_any else sorted(k for k in kwargs if k not in accepted)
     if unknown:
         options = sorted(
             k for k in accepted if k not in ("input_shape", "num_classes", "include_top")
