@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bop-gamma-schedule", choices=training.GAMMA_SCHEDULES, default="constant"
     )
+    parser.add_argument("--jit-compile", action="store_true", help="XLA-compiled training step")
     parser.add_argument("--run-dir", required=True, help="training folder (reused/resumed)")
     parser.add_argument("--name", required=True, help="results file name (no extension)")
     parser.add_argument("--budget-minutes", type=float, default=None)
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=args.learning_rate,
         model_kwargs=args.model_kwargs,
         bop_gamma_schedule=args.bop_gamma_schedule,
+        jit_compile=args.jit_compile,
     )
     load_before = os.getloadavg()
     summary = training.train(config, args.run_dir, verbose=2)

@@ -135,6 +135,7 @@ def _cifar_resnet(
     name: str,
     width_multiplier: float = 1.0,
     stem_strides: int = 1,
+    stem_pool: bool = False,
 ) -> tf.keras.Model:
     if width_multiplier <= 0:
         raise ConfigError(f"width_multiplier must be > 0 (got {width_multiplier}).")
@@ -148,6 +149,8 @@ def _cifar_resnet(
     )(inputs)
     x = _bn("stem_bn")(x)
     x = _hardtanh("stem_act")(x)
+    if stem_pool:
+        x = tf.keras.layers.MaxPool2D(2, name="stem_pool")(x)
     for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
         for block in range(count):
             strides = 2 if stage > 0 and block == 0 else 1
@@ -223,6 +226,7 @@ def recu_resnet20(
     b_star: float = 2.0,
     width_multiplier: float = 1.0,
     stem_strides: int = 1,
+    stem_pool: bool = False,
 ) -> tf.keras.Model:
     """ReCU ResNet-20 for small images (18 binary 3×3 convs, float stem and head).
 
@@ -237,6 +241,8 @@ def recu_resnet20(
         b_star: ReCU's Laplace scale b*.
         width_multiplier: scales every stage width (2 = 32/64/128).
         stem_strides: 2 makes the stem conv strided (half the resolution, ¼ the compute).
+        stem_pool: True adds a 2×2 max pool after the stem (also half the resolution;
+            it keeps more of the 28×28 image than a strided stem, docs/recu.md).
     """
     return _cifar_resnet(
         input_shape=input_shape,
@@ -248,6 +254,7 @@ def recu_resnet20(
         b_star=b_star,
         width_multiplier=width_multiplier,
         stem_strides=stem_strides,
+        stem_pool=stem_pool,
         name="recu_resnet20" if conv == "recu" else f"resnet20_{conv}",
     )
 
@@ -288,6 +295,7 @@ def recu_resnet18(
     b_star: float = 2.0,
     width_multiplier: float = 1.0,
     stem_strides: int = 1,
+    stem_pool: bool = False,
 ) -> tf.keras.Model:
     """ReCU ResNet-18 for small images (16 binary 3×3 convs, float stem and head).
 
@@ -303,6 +311,7 @@ def recu_resnet18(
         b_star=b_star,
         width_multiplier=width_multiplier,
         stem_strides=stem_strides,
+        stem_pool=stem_pool,
         name="recu_resnet18" if conv == "recu" else f"resnet18_{conv}",
     )
 

@@ -126,3 +126,30 @@ def test_bop_gamma_schedule_decays_to_zero_and_bad_names_are_refused(tmp_path, f
     assert gammas[-1] == pytest.approx(0.0, abs=1e-9), "cosine ends at 0: no more flips"
     with pytest.raises(ConfigError, match="bop_gamma_schedule must be one of"):
         training.train(_config(bop_gamma_schedule="exp"), tmp_path / "bad", splits=fmnist)
+
+
+def test_jit_compile_runs_the_same_step_and_is_not_part_of_the_run_identity(tmp_path, fmnist_small):
+    x, y = fmnist_small["x_train"][:128], fmnist_small["y_train"][:128]
+    losses, weights = [], []
+    for jit in (False, True):
+        tf.keras.utils.set_random_seed(0)
+        model = zoo.build("recu_resnet20", stem_strides=2)
+        training.compile_model(model, jit_compile=jit)
+        assert model._jit_compile is jit
+        losses.append(model.train_on_batch(x, y)[0])
+        weights.append(model.get_layer("logits").kernel.numpy())
+    # XLA fuses the same computation: same loss, same Adam update of float weights.
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    assert abs(weights[1] - weights[0]).max() < 1e-5
+
+
+def test_jit_compile_training_resumes_without_it_and_is_refused_with_a_recipe(tmp_path, fmnist):
+    first = training.train(
+        _config(epochs=1, jit_compile=True), tmp_path, splits=fmnist, verbose=0, log=lambda s: None
+    )
+    assert 0.1 < first["test_accuracy"] <= 1.0
+    logs: list[str] = []
+    again = training.train(_config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=logs.append)
+    assert again == first and any("reusing" in line for line in logs)
+    with pytest.raises(ConfigError, match="--jit-compile or --recipe"):
+        training.train(_config(jit_compile=True, recipe="two_stage"), tmp_path / "r", splits=fmnist)
