@@ -382,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jit-compile",
         action="store_true",
-        help="compile the training step with XLA: same computation, ≈ 1.25× faster steps "
-        "on a 2-core CPU for ResNet-style models, slower first step (not with --recipe)",
+        help="compile the training step with XLA: the same function, faster or slower "
+        "depending on the model (time one epoch first; docs/training.md); not with --recipe",
     )
     p.add_argument("--out", required=True, help="output folder")
     _add_json(p)

@@ -58,9 +58,10 @@ def compile_model(
     `optimizer_config` (bop, bop2 or adam, with γ/τ/learning-rate schedules) takes
     precedence over `bop`. Contradictory set-ups (e.g. a Bop-trained kernel with
     a weight clip) raise an `optimizers.SetupWarning`. `jit_compile=True` compiles
-    the training step with XLA (Keras' `jit_compile`): the same computation,
-    fused; measured ≈ 1.25× faster per step for `recu_resnet20` on a 2-core CPU
-    (docs/training.md), at the price of a slower first step.
+    the training step with XLA (Keras' `jit_compile`): the same function, fused.
+    Whether that is faster depends on the model: 1.25× faster for `recu_resnet20`
+    with 14×14 blocks, 2× slower with 28×28 blocks on a 2-core CPU
+    (docs/training.md).
     """
     if optimizer is None and optimizer_config is None and _has_no_binary_kernels(model):
         # A float model (e.g. a float twin or teacher): Bop would claim nothing and
@@ -212,7 +213,7 @@ class TrainConfig:
     optimizer: str | None = None  # bop (default), bop2, adam
     bop_gamma_schedule: str | None = None  # None/constant, linear or cosine (to 0 at the end)
     recipe: str | None = None  # a name from bnn_tf.recipes.RECIPES
-    # How the steps run, not what they compute: not compared when resuming.
+    # How the steps run (XLA or not), not a training setting: not compared on resume.
     jit_compile: bool = False
 
     def __post_init__(self) -> None:
@@ -258,8 +259,8 @@ class TrainConfig:
 
 # Settings that may change between an interrupted run and its resume.
 _RESUMABLE_CHANGES = {"epochs"}
-# Settings of how a run executes, never of what it computes: a finished or
-# unfinished run is the same run with or without them.
+# How a run executes, not what it trains (XLA only reorders float sums): a
+# finished or unfinished run is the same run with or without them.
 _EXECUTION_ONLY = {"jit_compile"}
 
 

@@ -1,0 +1,137 @@
+"""Benchmark: training-step time of zoo models with and without XLA (`--jit-compile`).
+
+Each case builds the model, compiles it with `bnn_tf.training.compile_model`
+(Bop + Adam, as `bnn-tf train` does) with `jit_compile` off and on, runs
+`--warmup` steps, then times `--steps` steps of `--batch-size` Fashion-MNIST
+images through `model.fit` (the same kind of loop as training). The cases are
+run in fresh processes, one at a time, in alternating order, so neither
+setting gets a warm machine. Writes `benchmarks/results/step_time.{json,png}`.
+
+    .venv/bin/python benchmarks/step_time.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
+
+# isort: split
+from bnn_tf import atomic
+from bnn_tf.converters.benchmarking import machine_description
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CASES: dict[str, tuple[str, dict]] = {
+    "recu_resnet20 x2 stem_strides=2": (
+        "recu_resnet20",
+        {"width_multiplier": 2, "stem_strides": 2},
+    ),
+    "recu_resnet20 x1 (28x28 blocks)": ("recu_resnet20", {}),
+    "meliusnet_small": ("meliusnet_small", {}),
+    "bnn_small": ("bnn_small", {}),
+}
+
+_CHILD = """
+import json, sys, time
+import bnn_tf
+import tensorflow as tf
+import bnn_tf.models as zoo
+from bnn_tf import data, training
+name, kwargs, jit, batch, warmup, steps = json.loads(sys.argv[1])
+splits = data.load("fashion_mnist", download=False)
+x = data.preprocess(splits.x_train[: batch * 8])
+y = splits.y_train[: batch * 8]
+tf.keras.utils.set_random_seed(0)
+model = zoo.build(name, **kwargs)
+training.compile_model(model, jit_compile=jit)
+ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).repeat()
+model.fit(ds, steps_per_epoch=warmup, verbose=0)
+start = time.perf_counter()
+model.fit(ds, steps_per_epoch=steps, verbose=0)
+print(json.dumps({"ms_per_step": 1000 * (time.perf_counter() - start) / steps}))
+"""
+
+
+def _time(model: str, kwargs: dict, jit: bool, args) -> float:
+    payload = json.dumps([model, kwargs, jit, args.batch_size, args.warmup, args.steps])
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, payload], capture_output=True, text=True, env=env
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{model} {kwargs} jit={jit} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])["ms_per_step"]
+
+
+def _plot(path: Path, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    names = [r["case"] for r in rows]
+    pos = range(len(rows))
+    ax.barh([p + 0.2 for p in pos], [r["plain_ms"] for r in rows], 0.4, label="plain")
+    ax.barh([p - 0.2 for p in pos], [r["xla_ms"] for r in rows], 0.4, label="--jit-compile")
+    ax.set_yticks(list(pos), names)
+    ax.set_xlabel("ms per training step (batch 128, 2-core CPU)")
+    ax.legend()
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args(argv)
+
+    load_before = os.getloadavg()
+    rows = []
+    for i, case in enumerate(args.cases):
+        model, kwargs = CASES[case]
+        order = (False, True) if i % 2 == 0 else (True, False)
+        ms = {jit: _time(model, kwargs, jit, args) for jit in order}
+        rows.append(
+            {
+                "case": case,
+                "model": model,
+                "model_kwargs": kwargs,
+                "plain_ms": round(ms[False], 1),
+                "xla_ms": round(ms[True], 1),
+                "speedup": round(ms[False] / ms[True], 2),
+            }
+        )
+        print(f"{case}: plain {ms[False]:.0f} ms, XLA {ms[True]:.0f} ms")
+    record = {
+        "benchmark": "step_time",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+        "machine": machine_description(),
+        "load_average_before": [round(v, 2) for v in load_before],
+        "protocol": (
+            f"{args.warmup} warm-up + {args.steps} timed steps of {args.batch_size} real "
+            "Fashion-MNIST images through model.fit, Bop + Adam (training.compile_model), "
+            "one fresh process per measurement"
+        ),
+        "rows": rows,
+    }
+    atomic.write_json(RESULTS / "step_time.json", record)
+    _plot(RESULTS / "step_time.png", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
