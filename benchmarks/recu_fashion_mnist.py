@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import shlex
 import sys
 import time
@@ -226,8 +227,9 @@ def main(argv: list[str] | None = None) -> int:
             "bop": "threshold 1e-6, gamma 1e-3 (bnn_tf.optimizers.BopAdamConfig defaults)",
             "tau_schedule": "TauScheduler(epochs): 0.85 → 0.99 (ReCU runs only)",
             "seeds": args.seeds,
-            "note": "shared 2-core machine with ~7 other jobs running: wall times are inflated "
-            "and noisy; the interleaved overhead ratio is the more reliable speed number. "
+            "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+            "note": "wall times are only comparable on an idle machine (see the load average); "
+            "the interleaved overhead ratio holds under load too. "
             "A short, reduced run: NOT the 60-minute / full-data goal.",
         },
         "runs": [],
@@ -355,8 +357,10 @@ def _plot(result: dict, path: Path) -> None:
         axes[2].legend()
         axes[2].tick_params(axis="x", labelsize=7)
     c = result["conditions"]
+    load = c.get("load_average_at_start")
+    machine = f"2-core CPU, load {load[0]:.1f} at start" if load else "2-core CPU"
     fig.suptitle(
-        f"ReCU ResNet-20 graph, Fashion-MNIST, {c['epochs']} epochs, shared loaded 2-core CPU",
+        f"ReCU ResNet-20 graph, Fashion-MNIST, {c['epochs']} epochs, seeds {c['seeds']}, {machine}",
         fontsize=10,
     )
     for ax in axes:

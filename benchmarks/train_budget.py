@@ -109,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         "history are copied into the record for context",
     )
     parser.add_argument(
+        "--conditions",
+        default=None,
+        help="what else ran on the machine during the run (recorded as-is; wall times "
+        "are only comparable on an idle machine)",
+    )
+    parser.add_argument(
         "--fresh", action="store_true", help="delete --run-dir first (a timed run from scratch)"
     )
     args = parser.parse_args(argv)
@@ -137,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
         "machine": machine_description(),
         "load_average_when_recorded": [round(v, 2) for v in load_before],
+        "conditions": args.conditions or "not stated",
         "model": args.model,
         "model_kwargs": args.model_kwargs,
         "seed": args.seed,

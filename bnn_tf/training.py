@@ -59,9 +59,8 @@ def compile_model(
     precedence over `bop`. Contradictory set-ups (e.g. a Bop-trained kernel with
     a weight clip) raise an `optimizers.SetupWarning`. `jit_compile=True` compiles
     the training step with XLA (Keras' `jit_compile`): the same function, fused.
-    Whether that is faster depends on the model: 1.25× faster for `recu_resnet20`
-    with 14×14 blocks, 2× slower with 28×28 blocks on a 2-core CPU
-    (docs/training.md).
+    On a 2-core CPU it ranged from 1.05× faster to 1.6× slower on our models
+    (docs/training.md), so it is off by default.
     """
     if optimizer is None and optimizer_config is None and _has_no_binary_kernels(model):
         # A float model (e.g. a float twin or teacher): Bop would claim nothing and
