@@ -24,18 +24,17 @@ resumes), so the equivalent `bnn-tf train recu_resnet20 --limit-train 20000
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
 
 import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
+from _common import record_header
+
 from bnn_tf import atomic, training
-from bnn_tf.converters.benchmarking import machine_description
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS: dict[str, tuple[dict, bool]] = {
@@ -119,11 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     record = {
-        "benchmark": "recu_resolution",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-        "machine": machine_description(),
-        "load_average_when_recorded": [round(v, 2) for v in load_before],
+        **record_header("recu_resolution", load_before),
         "protocol": (
             f"recu_resnet20 width ×2, {args.epochs} epochs on the first {args.limit_train} "
             "training images, batch 128, Bop (γ 1e-3 cosine → 0) + Adam 1e-3 cosine, τ 0.85 → 0.99, "

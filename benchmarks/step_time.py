@@ -13,10 +13,8 @@ setting gets a warm machine. Writes `benchmarks/results/step_time.{json,png}`.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +22,9 @@ from pathlib import Path
 import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
+from _common import record_header
+
 from bnn_tf import atomic
-from bnn_tf.converters.benchmarking import machine_description
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CASES: dict[str, tuple[str, dict]] = {
@@ -118,11 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{case}: plain {ms[False]:.0f} ms, XLA {ms[True]:.0f} ms")
     record = {
-        "benchmark": "step_time",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-        "machine": machine_description(),
-        "load_average_before": [round(v, 2) for v in load_before],
+        **record_header("step_time", load_before),
         "protocol": (
             f"{args.warmup} warm-up + {args.steps} timed steps of {args.batch_size} real "
             "Fashion-MNIST images through model.fit, Bop + Adam (training.compile_model), "
