@@ -32,7 +32,7 @@ from pathlib import Path
 import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
-from _common import record_header
+from _common import record_header, run_context
 
 from bnn_tf import atomic, training
 
@@ -108,15 +108,6 @@ def main(argv: list[str] | None = None) -> int:
                 "history": history,
             }
         )
-    context = []
-    for folder in map(Path, args.context_run):
-        context.append(
-            {
-                "run_dir": str(folder),
-                "config": json.loads((folder / training.RUN_FILE).read_text())["config"],
-                "history": json.loads((folder / training.HISTORY_FILE).read_text()),
-            }
-        )
     record = {
         **record_header("recu_resolution", load_before),
         "protocol": (
@@ -125,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             "XLA-compiled steps, seed 0; test accuracy on all 10 000 test images"
         ),
         "rows": rows,
-        "context_runs": context,
+        "context_runs": [run_context(Path(d)) for d in args.context_run],
     }
     atomic.write_json(RESULTS / "recu_resolution.json", record)
     _plot(RESULTS / "recu_resolution.png", rows)

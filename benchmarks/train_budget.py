@@ -32,6 +32,8 @@ from pathlib import Path
 import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
+from _common import run_context
+
 from bnn_tf import atomic, training
 from bnn_tf.converters.benchmarking import machine_description
 
@@ -66,17 +68,6 @@ def _plot(path: Path, record: dict) -> None:
     fig.tight_layout()
     atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
-
-
-def _context(run: Path) -> dict:
-    """Settings, history and state of another run folder (finished or not)."""
-    history_file = run / training.HISTORY_FILE
-    return {
-        "run_dir": str(run),
-        "config": json.loads((run / training.RUN_FILE).read_text()).get("config"),
-        "finished": (run / training.SUMMARY_FILE).exists(),
-        "history": json.loads(history_file.read_text()) if history_file.exists() else [],
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         else train_seconds <= 60 * args.budget_minutes,
         "goal_met": None if args.goal is None else final >= args.goal,
         "history": history,
-        "context_runs": [_context(Path(d)) for d in args.context_run],
+        "context_runs": [run_context(Path(d)) for d in args.context_run],
         "note": (
             "Accuracy after the last epoch on the 10 000 test images; per-epoch test "
             "accuracies (history.val_accuracy) are for the curve, nothing was selected on them. "

@@ -38,10 +38,12 @@ def ensure_legacy_keras() -> None:
             # features, CUDA probing) drown its output. Set the variable to override.
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
             quiet = os.environ["TF_CPP_MIN_LOG_LEVEL"] not in ("", "0")
-    if quiet:
-        with _drop_startup_log_lines(int(os.environ["TF_CPP_MIN_LOG_LEVEL"] or 0)):
-            import tensorflow as tf
-    else:
+    startup = (
+        _drop_startup_log_lines(int(os.environ["TF_CPP_MIN_LOG_LEVEL"]))
+        if quiet
+        else contextlib.nullcontext()
+    )
+    with startup:
         import tensorflow as tf
 
     module = tf.keras.layers.Dense.__module__
