@@ -1,7 +1,7 @@
 """Benchmark: the converted EBConv (N = 4) vs a plain binary conv, per export strategy.
 
 Part 1, one layer (batch 1, LCE Python interpreter, 1 thread): EBConv2D with
-4 experts exported with each strategy of `bnn_tf.ebconv_export`
+4 experts exported with each strategy of `bnn_tf.methods.ebconv_export`
 
 - `cond`: balanced `tf.cond` tree → TFLite `IF` subgraphs, one
   `LceBconv2d` per expert inside its own branch (the shipped form);
@@ -46,10 +46,11 @@ import numpy as np
 import tensorflow as tf
 from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-from bnn_tf import atomic, converters, data, ebconv_export
+from bnn_tf import atomic, converters, data
 from bnn_tf import models as zoo
 from bnn_tf.converters.benchmarking import machine_description
-from bnn_tf.ebconv import EBConv2D
+from bnn_tf.methods import ebconv_export
+from bnn_tf.methods.ebconv import EBConv2D
 
 RESULTS = Path(__file__).parent / "results"
 NAME = "ebconv_export"

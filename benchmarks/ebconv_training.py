@@ -44,7 +44,7 @@ import tensorflow as tf
 from bnn_tf import atomic, data, training
 from bnn_tf import models as zoo
 from bnn_tf.converters.benchmarking import machine_description
-from bnn_tf.ebconv import EBConv2D, ExpertExpansion, expert_usage
+from bnn_tf.methods.ebconv import EBConv2D, ExpertExpansion, expert_usage
 
 RESULTS = Path(__file__).parent / "results"
 NAME = "ebconv_training"

@@ -40,7 +40,7 @@ import tensorflow as tf
 from bnn_tf import atomic, converters, data, training
 from bnn_tf import models as zoo
 from bnn_tf.converters.benchmarking import machine_description
-from bnn_tf.irnet import EdeSchedule, ede_quantizers
+from bnn_tf.methods.irnet import EdeSchedule, ede_quantizers
 
 RESULTS = Path(__file__).parent / "results"
 NAME = "methods_table"

@@ -42,9 +42,10 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-from bnn_tf import atomic, converters, data, optimizers, recu
+from bnn_tf import atomic, converters, data, optimizers
 from bnn_tf import models as zoo
 from bnn_tf.converters.benchmarking import machine_description
+from bnn_tf.methods import recu
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = ("recu_adam", "recu_bop", "ste_clip_adam", "float_adam")

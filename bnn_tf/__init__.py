@@ -9,24 +9,21 @@ from bnn_tf._keras_env import KerasVersionError, ensure_legacy_keras
 
 ensure_legacy_keras()
 
+# The methods package imports every method module, which registers its layers
+# and quantizers with Keras (package "bnn_tf"), so load_model works without
+# custom_objects. Adding a method is adding a file to bnn_tf/methods/.
+import sys  # noqa: E402
+
 import larq  # noqa: E402,F401  registers larq's layers/quantizers for loading
 
-# Layer families: importing them registers their layers/quantizers with Keras
-# (package "bnn_tf"), so load_model works without custom_objects. A new family
-# module adds itself to this import.
-from bnn_tf import (  # noqa: E402,F401
-    bireal,
-    data,
-    ebconv,
-    ebconv_export,
-    irnet,
-    melius,
-    optimizers,
-    reactnet,
-    recu,
-    shortcuts,
-    xnor,
-)
+from bnn_tf import data, methods, optimizers  # noqa: E402,F401
+
+# The method modules lived directly under bnn_tf/ before 0.2; their old import
+# paths (`from bnn_tf.recu import ReCUConv2D`) keep working for one release.
+for _name in methods.MODULES:
+    sys.modules[f"{__name__}.{_name}"] = getattr(methods, _name)
+    globals()[_name] = getattr(methods, _name)
+
 from bnn_tf.errors import BnnTfError  # noqa: E402
 
 __version__ = "0.1.0"

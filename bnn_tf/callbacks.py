@@ -16,14 +16,14 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from bnn_tf import optimizers
+from bnn_tf import introspect, optimizers
 
 
 def _binary_kernels(model: tf.keras.Model) -> list[tuple[str, tf.Variable]]:
     # The latent variable holds what Bop flips; sign() of it is what the forward pass uses.
     return [
         (layer.name, getattr(kernel, "latent_variable", kernel))
-        for layer, kernel in optimizers._binary_kernels(model)
+        for layer, kernel in introspect.binary_kernels(model)
     ]
 
 
@@ -129,17 +129,17 @@ def current_hyperparameters(optimizer) -> dict[str, float]:
     return values
 
 
-def standard_callbacks(model: tf.keras.Model, epochs: int) -> list[tf.keras.callbacks.Callback]:
+def standard_callbacks(
+    model: tf.keras.Model, epochs: int, *, steps_per_epoch: int | None = None
+) -> list[tf.keras.callbacks.Callback]:
     """What `bnn_tf.training` adds to every run of `model` for `epochs` epochs.
 
-    Flip ratios and hyper-parameters always; ReCU's `TauScheduler` when the
-    model has ReCU weight quantizers, because without it τ stays at its
-    initial value 1 (no clamp) and the run silently trains without ReCU's
-    clamp schedule.
+    Flip ratios and hyper-parameters always, plus every schedule the model's
+    methods declare (`bnn_tf.introspect.declared_schedules`: ReCU's τ, IR-Net's
+    EDE t and k, ...). Without them those variables stay at their initial
+    values and the run silently trains without the method's schedule.
     """
-    from bnn_tf import recu  # a layer family; imported here to keep this module light
-
     found: list[tf.keras.callbacks.Callback] = [FlipRatioLogger(), HyperparameterLogger()]
-    if recu.tau_variables(model):
-        found.append(recu.TauScheduler(epochs))
+    for schedule in introspect.declared_schedules(model):
+        found.append(schedule.for_run(epochs=epochs, steps_per_epoch=steps_per_epoch))
     return found

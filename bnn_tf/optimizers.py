@@ -28,6 +28,7 @@ from typing import Any
 import larq as lq
 import tensorflow as tf
 
+from bnn_tf import introspect
 from bnn_tf.errors import ConfigError
 
 Schedule = float | tf.keras.optimizers.schedules.LearningRateSchedule
@@ -373,37 +374,6 @@ def _var_key(var) -> Any:
     return getattr(var, "_unique_id", id(var))
 
 
-def _binary_kernels(model: tf.keras.Model) -> list[tuple[tf.keras.layers.Layer, Any]]:
-    """(layer, kernel) for every layer whose kernel quantizer binarises.
-
-    A quantizer counts as binarising if it declares precision 1 (larq's sign
-    quantizers) or if, applied to the current kernel, it yields one magnitude
-    per output channel (a custom `tf.where(w >= 0, 1., -1.)` without `precision`).
-    """
-    found, seen = [], set()
-    for layer in model._flatten_layers(include_self=False):
-        if id(layer) in seen:  # a layer shared by several (sub)models, e.g. in a Distiller
-            continue
-        seen.add(id(layer))
-        quantizer = getattr(layer, "kernel_quantizer", None)
-        kernel = getattr(layer, "kernel", None)
-        if quantizer is None or kernel is None:
-            continue
-        if getattr(quantizer, "precision", None) == 1 or getattr(kernel, "precision", None) == 1:
-            found.append((layer, kernel))
-            continue
-        latent = getattr(kernel, "latent_variable", kernel)
-        try:
-            q = tf.reshape(tf.abs(quantizer(tf.convert_to_tensor(latent))), (-1, latent.shape[-1]))
-        except (TypeError, ValueError, tf.errors.OpError):
-            continue
-        if bool(
-            tf.reduce_all(tf.reduce_max(q, 0) - tf.reduce_min(q, 0) <= 1e-6 * tf.reduce_max(q, 0))
-        ):
-            found.append((layer, kernel))
-    return found
-
-
 def _claims(optimizer) -> list[tuple[str, Any]]:
     """(kind, predicate) for each predicate of a CaseOptimizer; kind is bop/bop2/other."""
     pairs = getattr(optimizer, "pred_opt_pairs", None) or ()
@@ -433,7 +403,7 @@ def check_setup(model: tf.keras.Model, optimizer=None, *, warn: bool = True) -> 
         return []
     problems = []
     mapping = getattr(optimizer, "var_opt_mapping", None)
-    for layer, kernel in _binary_kernels(model):
+    for layer, kernel in introspect.binary_kernels(model):
         if mapping is not None:  # restored optimizer: predicates are placeholders
             index = mapping.get(_var_key(kernel))
             kind = claims[index][0] if index is not None and index < len(claims) else None

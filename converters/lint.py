@@ -35,6 +35,8 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
+from bnn_tf import introspect
+
 BINARY = "binary"
 FLOAT = "float"
 
@@ -126,15 +128,9 @@ class LintReport:
 # ------------------------------------------------------------------ helpers
 
 
-def walk(model: tf.keras.layers.Layer):
-    """Every layer of `model`, nested models' layers included (depth first, model order)."""
-    for layer in getattr(model, "layers", []):
-        yield layer
-        if isinstance(layer, tf.keras.Model):
-            yield from walk(layer)
+# The one walker (bnn_tf.introspect); `walk` stays a public name of this module.
+walk = introspect.layers
 
-
-# Backwards-compatible private name (older callers).
 _walk = walk
 
 

@@ -29,6 +29,7 @@ import larq as lq
 import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
+from bnn_tf.models._parts import classifier_head
 from bnn_tf.models.registry import register
 
 DEFAULT_WIDTHS = (64, 64, 128, 128, 256)
@@ -76,10 +77,7 @@ def _small_cnn(
         if i in pool_after:
             x = tf.keras.layers.MaxPool2D(2, name=f"pool{i + 1}")(x)
 
-    if include_top:
-        x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
-        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
-    return tf.keras.Model(inputs, x, name=name)
+    return tf.keras.Model(inputs, classifier_head(x, num_classes, include_top), name=name)
 
 
 @register(

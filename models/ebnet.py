@@ -30,8 +30,9 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from bnn_tf.ebconv import EBConv2D
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods.ebconv import EBConv2D
+from bnn_tf.models._parts import classifier_head
 from bnn_tf.models.registry import register
 
 PAPER = "Bulat, Martinez & Tzimiropoulos, High-Capacity Expert Binary Networks, ICLR 2021"
@@ -98,10 +99,7 @@ def _stages(x, *, widths, blocks, groups, first_pool: bool, eb_kwargs: dict):
 
 
 def _head(x, inputs, *, num_classes: int, include_top: bool, name: str) -> tf.keras.Model:
-    if include_top:
-        x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
-        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
-    return tf.keras.Model(inputs, x, name=name)
+    return tf.keras.Model(inputs, classifier_head(x, num_classes, include_top), name=name)
 
 
 def _eb_kwargs(num_experts: int, use_se: bool, implementation: str) -> dict:

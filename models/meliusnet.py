@@ -2,7 +2,7 @@
 
 Bethge, Bartz, Yang, Meinel: "MeliusNet: An Improved Network Architecture for
 Binary Neural Networks", WACV 2021. Blocks and the LCE-oriented layout are in
-`bnn_tf.melius`; this module only holds the published configurations:
+`bnn_tf.methods.melius`; this module only holds the published configurations:
 
 | config | blocks per stage | transition widths | transition groups | final width | size (paper) |
 |---|---|---|---|---|---|
@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from bnn_tf import melius
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods import melius
+from bnn_tf.models._parts import classifier_head
 from bnn_tf.models.registry import register
 
 PAPER = "Bethge et al., MeliusNet: An Improved Network Architecture for Binary Neural Networks, WACV 2021"
@@ -130,8 +131,9 @@ def build_meliusnet(
     if include_top:
         x = tf.keras.layers.BatchNormalization(momentum=melius.BN_MOMENTUM, name="head_bn")(x)
         x = tf.keras.layers.ReLU(name="head_relu")(x)
-        x = tf.keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
-        x = tf.keras.layers.Dense(num_classes, kernel_initializer="glorot_normal", name="logits")(x)
+    x = classifier_head(
+        x, num_classes, include_top, pool_name="head_pool", kernel_initializer="glorot_normal"
+    )
     return tf.keras.Model(inputs, x, name=name if binary else f"{name}_float")
 
 

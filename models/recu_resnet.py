@@ -11,7 +11,7 @@ Two layouts, as in the ReCU reference code (docs/methods.md, section ReCU):
 
 The shortcut is the identity, or where the block halves the resolution
 and widens the channels the parameter-free option A
-(`bnn_tf.shortcuts.ZeroPadShortcut`: 2×2 average pool + zero channels).
+(`bnn_tf.methods.shortcuts.ZeroPadShortcut`: 2×2 average pool + zero channels).
 Head: global average pool → BN → Dense (float). ResNet-20: widths 16/32/64,
 [3, 3, 3] blocks (18 binary convs); ResNet-18: 64/128/256/512, [2, 2, 2, 2]
 (16 binary convs).
@@ -40,9 +40,10 @@ import larq as lq
 import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods.recu import ReCUConv2D
+from bnn_tf.methods.shortcuts import ZeroPadShortcut
+from bnn_tf.models._parts import classifier_head
 from bnn_tf.models.registry import register
-from bnn_tf.recu import ReCUConv2D
-from bnn_tf.shortcuts import ZeroPadShortcut
 
 CONV_TYPES = ("recu", "ste_sign", "float")
 PAPER = "Xu et al., ReCU: Reviving the Dead Weights in Binary Neural Networks, ICCV 2021"
@@ -202,10 +203,7 @@ def _imagenet_resnet(
                 b_star=b_star,
                 name=f"stage{stage + 1}_block{block + 1}",
             )
-    if include_top:
-        x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
-        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
-    return tf.keras.Model(inputs, x, name=name)
+    return tf.keras.Model(inputs, classifier_head(x, num_classes, include_top), name=name)
 
 
 @register(
@@ -231,7 +229,7 @@ def recu_resnet20(
     """ReCU ResNet-20 for small images (18 binary 3×3 convs, float stem and head).
 
     Outputs logits. Train with `bnn_tf.training.compile_model` (Bop + Adam) or
-    `bnn_tf.recu.recu_optimizer`, plus `bnn_tf.recu.TauScheduler(epochs)`.
+    `bnn_tf.methods.recu.recu_optimizer`, plus `bnn_tf.methods.recu.TauScheduler(epochs)`.
 
     Args:
         input_shape: (height, width, channels); 28×28 and 32×32 are intended.

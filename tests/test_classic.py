@@ -16,12 +16,12 @@ import tensorflow as tf
 
 from bnn_tf import converters, training
 from bnn_tf import models as zoo
-from bnn_tf.bireal import bireal_block
 from bnn_tf.converters.runtime import make_interpreter
 from bnn_tf.errors import ConfigError
-from bnn_tf.irnet import EdeSchedule, EdeSign, LibraPBWeight, ede_parameters, ede_quantizers
-from bnn_tf.reactnet import RPReLU, RSign, RSignThreshold
-from bnn_tf.xnor import XnorScale, XnorWeight
+from bnn_tf.methods.bireal import bireal_block
+from bnn_tf.methods.irnet import EdeSchedule, EdeSign, LibraPBWeight, ede_parameters, ede_quantizers
+from bnn_tf.methods.reactnet import RPReLU, RSign, RSignThreshold
+from bnn_tf.methods.xnor import XnorScale, XnorWeight
 
 W = np.array(
     [[0.5, -0.2, 1.5], [-0.3, 0.0, -2.0], [0.1, 0.4, 0.25], [-0.6, 0.9, -0.05]], np.float32

@@ -123,8 +123,8 @@ def test_binary_convs_in_branch_subgraphs_get_the_exact_kernel(fmnist_small):
     import tensorflow as tf
 
     from bnn_tf.converters.runtime import indirect_bgemm_is_safe
-    from bnn_tf.ebconv import EBConv2D
-    from bnn_tf.ebconv_export import export_model
+    from bnn_tf.methods.ebconv import EBConv2D
+    from bnn_tf.methods.ebconv_export import export_model
 
     tf.keras.utils.set_random_seed(3)
     inputs = tf.keras.Input((28, 28, 1))

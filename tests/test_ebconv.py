@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bnn_tf import converters, ebconv_export
-from bnn_tf.ebconv import (
+from bnn_tf import converters
+from bnn_tf.errors import ConfigError
+from bnn_tf.methods import ebconv_export
+from bnn_tf.methods.ebconv import (
     EBConv2D,
     ExpertExpansion,
     ebconv_layers,
@@ -17,7 +19,6 @@ from bnn_tf.ebconv import (
     set_single_expert,
     winner_takes_all,
 )
-from bnn_tf.errors import ConfigError
 
 
 def _sign(x):

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bnn_tf import converters, melius
+from bnn_tf import converters
 from bnn_tf import models as zoo
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods import melius
 from bnn_tf.models import meliusnet as mn
 
 LARGE = list(mn.CONFIGS)

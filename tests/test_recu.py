@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bnn_tf import converters, recu
+from bnn_tf import converters
 from bnn_tf import models as zoo
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods import recu
 
 K = 2 * math.sqrt(2)  # std of the standardised weights for b* = 2
 
@@ -299,7 +300,7 @@ def test_trained_recu_resnet20_keras_and_tflite_agree_on_real_images(fmnist_smal
 
 
 def test_zero_pad_shortcut_pools_and_pads_channels():
-    from bnn_tf.shortcuts import ZeroPadShortcut
+    from bnn_tf.methods.shortcuts import ZeroPadShortcut
 
     x = np.arange(2 * 5 * 5 * 3, dtype=np.float32).reshape(2, 5, 5, 3)
     out = ZeroPadShortcut(8, 2)(x).numpy()

@@ -74,12 +74,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
 
 import larq as lq
 import numpy as np
 import tensorflow as tf
 
+from bnn_tf import introspect
 from bnn_tf.errors import ConfigError
 
 DEFAULT_B_STAR = 2.0
@@ -421,10 +421,9 @@ def tau_schedule(
 def tau_variables(model: tf.keras.layers.Layer) -> list[tf.Variable]:
     """Every ReCU τ variable in `model` (nested models and layers included)."""
     found: dict[int, tf.Variable] = {}
-    for layer in _walk_layers(model):
-        for quantizer in (getattr(layer, "kernel_quantizer", None), layer):
-            if isinstance(quantizer, ReCUWeightQuantizer) and hasattr(quantizer, "tau"):
-                found[id(quantizer.tau)] = quantizer.tau
+    for quantizer in introspect.find(model, ReCUWeightQuantizer):
+        if hasattr(quantizer, "tau"):
+            found[id(quantizer.tau)] = quantizer.tau
     return list(found.values())
 
 
@@ -434,12 +433,6 @@ def set_tau(model: tf.keras.layers.Layer, tau: float) -> int:
     for var in variables:
         var.assign(tau)
     return len(variables)
-
-
-def _walk_layers(layer: tf.keras.layers.Layer) -> Iterator[tf.keras.layers.Layer]:
-    yield layer
-    for child in getattr(layer, "layers", []) or []:
-        yield from _walk_layers(child)
 
 
 @tf.keras.utils.register_keras_serializable(package="bnn_tf")
@@ -491,6 +484,21 @@ class TauScheduler(tf.keras.callbacks.Callback):
             "tau_max": self.tau_max,
             "verbose": self.verbose,
         }
+
+    @classmethod
+    def for_run(cls, *, epochs: int, steps_per_epoch: int | None = None) -> TauScheduler:
+        """The schedule for a run of `epochs` epochs (declared by `ReCUWeightQuantizer`)."""
+        return cls(epochs)
+
+    @staticmethod
+    def scheduled_variables(model: tf.keras.Model) -> list[tf.Variable]:
+        """The τ variables this schedule sets."""
+        return tau_variables(model)
+
+
+# Without the schedule τ stays at its initial value 1 (no clamp) and the run silently
+# trains without ReCU's clamp; training collects this declaration from the model.
+ReCUWeightQuantizer.declared_schedules = (TauScheduler,)
 
 
 def is_recu_kernel(var: tf.Variable) -> bool:

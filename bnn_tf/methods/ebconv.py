@@ -37,18 +37,19 @@ the cost, and a graph LCE converts directly (N `LceBconv2d`).
 Staging (the paper's recipe): `set_single_expert(model, True)` forces the
 gate to expert 0; `expand_experts(model)` copies expert 0 into every expert
 and frees the gate. `ExpertExpansion(expand_at_epoch=k)` does both as a
-callback. For LCE, convert `bnn_tf.ebconv_export.export_model(model)`: it
+callback. For LCE, convert `bnn_tf.methods.ebconv_export.export_model(model)`: it
 runs the chosen expert only, inside TFLite `IF` subgraphs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import larq as lq
 import numpy as np
 import tensorflow as tf
 
+from bnn_tf import introspect
 from bnn_tf.errors import ConfigError
 
 IMPLEMENTATIONS = ("partition", "grouped")
@@ -404,17 +405,7 @@ class EBConv2D(tf.keras.layers.Conv2D):
 # ---------------------------------------------------------------- staging
 def ebconv_layers(model: tf.keras.layers.Layer) -> list[EBConv2D]:
     """Every `EBConv2D` in `model` (nested models included), in layer order."""
-    found: list[EBConv2D] = []
-
-    def walk(layer) -> Iterator:
-        for sub in getattr(layer, "layers", []):
-            yield sub
-            yield from walk(sub)
-
-    for layer in walk(model):
-        if isinstance(layer, EBConv2D):
-            found.append(layer)
-    return found
+    return introspect.find(model, EBConv2D)
 
 
 def _gated_layers(model) -> list[EBConv2D]:

@@ -36,6 +36,7 @@ import larq as lq
 import tensorflow as tf
 from larq.quantizers import _BaseQuantizer
 
+from bnn_tf import introspect
 from bnn_tf.errors import ConfigError
 
 T_MIN = 0.1
@@ -133,17 +134,7 @@ class LibraPBWeight(_EdeQuantizer):
 
 def ede_quantizers(model: tf.keras.Model) -> list[_EdeQuantizer]:
     """Every EDE quantizer used by `model` (as a layer, input or kernel quantizer; nested too)."""
-    found: dict[int, _EdeQuantizer] = {}
-    for layer in model.submodules:
-        candidates = [
-            layer,
-            getattr(layer, "input_quantizer", None),
-            getattr(layer, "kernel_quantizer", None),
-        ]
-        for q in candidates:
-            if isinstance(q, _EdeQuantizer):
-                found[id(q)] = q
-    return list(found.values())
+    return introspect.find(model, _EdeQuantizer)
 
 
 class EdeSchedule(tf.keras.callbacks.Callback):
@@ -174,3 +165,19 @@ class EdeSchedule(tf.keras.callbacks.Callback):
         for q in ede_quantizers(self.model):
             q.set_ede(t, k)
         self.history.append((t, k))
+
+    @classmethod
+    def for_run(cls, *, epochs: int, steps_per_epoch: int | None = None) -> EdeSchedule:
+        """The schedule for a run of `epochs` epochs (declared by the EDE quantizers)."""
+        return cls(epochs)
+
+    @staticmethod
+    def scheduled_variables(model: tf.keras.Model) -> list[tf.Variable]:
+        """The t and k variables this schedule sets."""
+        return [v for q in ede_quantizers(model) for v in (q.ede_t, q.ede_k)]
+
+
+# EDE's t must rise from t_min to t_max during training; without the schedule the
+# gradient keeps its initial (almost flat) shape. Training collects this declaration
+# from the model (bnn_tf.introspect.declared_schedules), so every run applies it.
+_EdeQuantizer.declared_schedules = (EdeSchedule,)

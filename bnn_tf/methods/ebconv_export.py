@@ -5,7 +5,8 @@ replaced by `EBConv2DExport` (same weights, batch fixed to 1); convert the
 result with `bnn_tf.converters.convert`:
 
 ```python
-from bnn_tf import converters, ebconv_export
+from bnn_tf import converters
+from bnn_tf.methods import ebconv_export
 flatbuffer = converters.convert(ebconv_export.export_model(model))
 ```
 
@@ -34,8 +35,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from bnn_tf.ebconv import EBConv2D
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods.ebconv import EBConv2D
 
 STRATEGIES = ("cond", "all_experts", "gather_kernel")
 

@@ -16,7 +16,7 @@ Shortcuts when the shape changes (`shortcut=`):
 - `"conv"` (Bi-Real): AvgPool(stride) → real 1×1 conv → BN. Costs a few float MACs.
 - `"pad"` (ResNet option A, used by the CIFAR ResNet-20s of IR-Net/ReCU):
   average-pool subsampling and zero channel padding
-  (`bnn_tf.shortcuts.ZeroPadShortcut`); free.
+  (`bnn_tf.methods.shortcuts.ZeroPadShortcut`); free.
 - `"duplicate"` (ReActNet): AvgPool(stride) then the input concatenated with
   itself; needs `filters == 2 × input channels`; free.
 
@@ -41,7 +41,7 @@ import larq as lq
 import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
-from bnn_tf.shortcuts import ZeroPadShortcut
+from bnn_tf.methods.shortcuts import ZeroPadShortcut
 
 SHORTCUTS = ("conv", "pad", "duplicate")
 
