@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,10 @@ class ModelInfo:
         float_twin: name of the same architecture without quantizers, if any.
         family: grouping for listings (e.g. "baseline", "recu", "meliusnet").
         paper: citation string for the method.
+        training: how the paper trains the model, as `bnn_tf.optimizers.OptimizerConfig`
+            fields (e.g. `{"name": "adam", "learning_rate": 1e-3}`), plus optional
+            `"why"` (one line: the paper's recipe, or the benchmark a departure follows).
+            Empty: the library default (Bop + Adam).
     """
 
     name: str
@@ -45,6 +49,7 @@ class ModelInfo:
     family: str = "other"
     paper: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    training: Mapping[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -60,6 +65,7 @@ def register(
     family: str = "other",
     paper: str = "",
     tags: tuple[str, ...] = (),
+    training: Mapping[str, Any] | None = None,
 ) -> Callable[[Factory], Factory]:
     """Decorator: add a model factory to the zoo under `name`."""
 
@@ -76,6 +82,7 @@ def register(
             family=family,
             paper=paper,
             tags=tuple(tags),
+            training=dict(training or {}),
         )
         return factory
 
