@@ -8,10 +8,14 @@ emulated run:
    `converters.convert_portable` (float, and int8 with `--int8`), run the
    `.tflite`s on x86_64 with stock TFLite (`tf.lite.Interpreter`), and write the
    models, the uint8 test images and the x86 outputs into WORK.
-2. `aarch64_run_tflite.py WORK` runs inside the arm64 Debian chroot under
+2. `_aarch64_run_tflite.py WORK` runs inside the arm64 Debian chroot under
    qemu-user with the aarch64 `ai-edge-litert` + numpy wheels from PyPI.
 3. `compare WORK`: top-1 agreement and logit differences x86 vs aarch64,
    written to benchmarks/results/aarch64_portable_check.json + .png.
+
+`local WORK` runs the three steps on this host without root or emulation
+(the runner with ai-edge-litert if installed, else TensorFlow's TFLite): the
+smoke test of the pipeline, not the aarch64 check; the record says so.
 
 The goal: agreement ≥ 99.9 % on the float model.
 """
@@ -20,19 +24,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
+import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
+import harness
 import numpy as np
 
 import bnn_tf  # noqa: F401  sets up tf_keras first
 from bnn_tf import atomic, data
 
-RESULTS = Path(__file__).resolve().parent / "results"
-NAME = "aarch64_portable_check"
+BENCHMARK = harness.Benchmark(
+    name="aarch64_portable_check",
+    description="portable (stock TFLite) model: x86_64 vs aarch64 (qemu) top-1 agreement",
+    manual="sudo benchmarks/aarch64_portable_check.sh --int8",
+    smoke_args=["local", "{tmp}/work", "--limit", "64", "--train-images", "256",
+                "--train-epochs", "1", "--int8"],
+)  # fmt: skip
+NAME = BENCHMARK.name
+RUNNER = Path(__file__).resolve().parent / "_aarch64_run_tflite.py"
 GOAL_AGREEMENT = 0.999
 
 
@@ -126,13 +137,8 @@ def prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plot(result: dict, path: Path, diffs: dict[str, np.ndarray]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+def _plot(record: harness.Recorder, result: dict, diffs: dict[str, np.ndarray]) -> None:
+    fig, ax = harness.figure()
     for name, d in diffs.items():
         ax.hist(np.maximum(d, 1e-12), bins=np.logspace(-12, 1, 60), alpha=0.6, label=name)
     ax.set_xscale("log")
@@ -146,24 +152,17 @@ def _plot(result: dict, path: Path, diffs: dict[str, np.ndarray]) -> None:
         fontsize=9,
     )
     ax.legend()
-    fig.tight_layout()
-    atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=110))
-    plt.close(fig)
+    record.write_png(NAME, fig)
 
 
-def compare(args: argparse.Namespace) -> int:
-    from bnn_tf.converters.benchmarking import machine_description
-
+def compare(args: argparse.Namespace, record: harness.Recorder, prefix: str = "aarch64") -> int:
     work = Path(args.work)
     prep = json.loads((work / "prepare.json").read_text())
-    run = json.loads((work / "aarch64_run.json").read_text())
+    run = json.loads((work / f"{prefix}_run.json").read_text())
     labels = np.load(work / prep["labels"])
     keras = np.load(work / "keras.npy")
     result: dict = {
-        "name": NAME,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": args.command_line or " ".join(shlex.quote(a) for a in sys.argv),
-        "machine": machine_description(),
+        "command": args.command_line or record.command,
         "emulation": args.emulation,
         "aarch64": {k: v for k, v in run.items() if k != "models"},
         "x86_litert": (
@@ -185,7 +184,7 @@ def compare(args: argparse.Namespace) -> int:
     diffs = {}
     for name, info in prep["models"].items():
         x86 = np.load(work / f"x86_{name}.npy")
-        arm = np.load(work / f"aarch64_{name}.npy")
+        arm = np.load(work / f"{prefix}_{name}.npy")
         per_image = np.abs(x86 - arm).max(axis=1)
         diffs[name] = per_image
         agree = x86.argmax(-1) == arm.argmax(-1)
@@ -218,9 +217,8 @@ def compare(args: argparse.Namespace) -> int:
                 "max_abs_logit_diff_vs_x86_tf_lite": float(np.abs(lite - x86).max()),
             }
     result["passed"] = result["models"]["float"]["top1_agreement"] >= GOAL_AGREEMENT
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(RESULTS / f"{NAME}.json", result)
-    _plot(result, RESULTS / f"{NAME}.png", diffs)
+    path = record.write_json(NAME, result)
+    _plot(record, result, diffs)
     for name, r in result["models"].items():
         print(
             f"{name}: top-1 agreement x86 vs aarch64 {r['top1_agreement']:.4%} on "
@@ -239,14 +237,20 @@ def compare(args: argparse.Namespace) -> int:
     print(
         f"goal (float agreement ≥ {GOAL_AGREEMENT:.1%}): {'PASS' if result['passed'] else 'FAIL'}"
     )
-    print(f"wrote {RESULTS / (NAME + '.json')} and .png")
+    print(f"wrote {path} and .png")
     return 0 if result["passed"] else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="step", required=True)
-    p = sub.add_parser("prepare")
+def local(args: argparse.Namespace, record: harness.Recorder) -> int:
+    """prepare → the runner on this host → compare: the pipeline without root or qemu."""
+    prepare(args)
+    subprocess.run([sys.executable, str(RUNNER), str(args.work), "host"], check=True)
+    args.command_line = None
+    args.emulation = "none: `local` smoke run, the runner on this host (not aarch64)"
+    return compare(args, record, prefix="host")
+
+
+def _prepare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("work")
     p.add_argument("--model", default=None, help="a trained .keras; default: train bnn_small here")
     # 2 000 images: ~0.2 CPU-s per float image under qemu keeps the run under ~15 min.
@@ -255,14 +259,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-epochs", type=int, default=2)
     p.add_argument("--int8", action="store_true", help="also check the int8 portable model")
     p.add_argument("--data-dir", default=None)
-    p.set_defaults(func=prepare)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = harness.argument_parser(BENCHMARK, __doc__)
+    sub = parser.add_subparsers(dest="step", required=True)
+    _prepare_options(sub.add_parser("prepare"))
+    _prepare_options(sub.add_parser("local"))
     c = sub.add_parser("compare")
     c.add_argument("work")
     c.add_argument("--command-line", default=None, help="the command that ran the whole check")
     c.add_argument("--emulation", default=None, help="qemu version and chroot mounts")
-    c.set_defaults(func=compare)
     args = parser.parse_args(argv)
-    return args.func(args)
+    if args.step == "prepare":
+        return prepare(args)
+    record = harness.Recorder(BENCHMARK, argv, args.results_dir)
+    return compare(args, record) if args.step == "compare" else local(args, record)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
 #    --platform ...aarch64 --only-binary=:all:), installed into the rootfs;
 # 3. x86_64: the portable model (converters.convert_portable) and its stock-TFLite
 #    outputs on real Fashion-MNIST test images (benchmarks/aarch64_portable_check.py prepare);
-# 4. aarch64 under emulation: the same .tflite on the same images (aarch64_run_tflite.py);
+# 4. aarch64 under emulation: the same .tflite on the same images (_aarch64_run_tflite.py);
 # 5. the same runner natively on x86_64 with the x86_64 ai-edge-litert wheel, to tell a
 #    platform difference from a TF-TFLite vs LiteRT version difference;
 # 6. comparison -> benchmarks/results/aarch64_portable_check.{json,png}; exit 1 if the
@@ -63,13 +63,13 @@ work_rel=opt/bnn-check
 work="$rootfs/$work_rel"
 rm -rf "$work"
 mkdir -p "$work"
-cp benchmarks/aarch64_run_tflite.py "$work/"
+cp benchmarks/_aarch64_run_tflite.py "$work/"
 "$py" benchmarks/aarch64_portable_check.py prepare "$work" "$@"
 
 mkdir -p "$rootfs/proc"
 mount -t proc proc "$rootfs/proc"
 trap 'umount "$rootfs/proc" 2>/dev/null || true' EXIT
-chroot "$rootfs" /usr/bin/env PYTHONPATH=/opt/bnn-site python3 "/$work_rel/aarch64_run_tflite.py" "/$work_rel"
+chroot "$rootfs" /usr/bin/env PYTHONPATH=/opt/bnn-site python3 "/$work_rel/_aarch64_run_tflite.py" "/$work_rel"
 umount "$rootfs/proc"
 trap - EXIT
 
@@ -77,7 +77,7 @@ x86_site="$base/x86-site"
 if [ ! -d "$x86_site/ai_edge_litert" ]; then
   "$py" -m pip install --quiet --target "$x86_site" --only-binary=:all: ai-edge-litert "numpy<2"
 fi
-PYTHONPATH="$x86_site" "$py" benchmarks/aarch64_run_tflite.py "$work" x86litert
+PYTHONPATH="$x86_site" "$py" benchmarks/_aarch64_run_tflite.py "$work" x86litert
 
 qemu="$(/usr/bin/qemu-aarch64-static --version | head -1)"
 "$py" benchmarks/aarch64_portable_check.py compare "$work" \

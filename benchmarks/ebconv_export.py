@@ -29,13 +29,11 @@ wall-clock and process-CPU time; ratios use the CPU time.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import os
-import shlex
-import sys
+import itertools
 import time
 from pathlib import Path
+
+import harness
 
 # isort: off
 import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
@@ -46,14 +44,19 @@ import numpy as np
 import tensorflow as tf
 from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-from bnn_tf import atomic, converters, data
+from bnn_tf import converters, data
 from bnn_tf import models as zoo
-from bnn_tf.converters.benchmarking import machine_description
 from bnn_tf.methods import ebconv_export
 from bnn_tf.methods.ebconv import EBConv2D
 
-RESULTS = Path(__file__).parent / "results"
-NAME = "ebconv_export"
+BENCHMARK = harness.Benchmark(
+    name="ebconv_export",
+    description="converted EBConv (N=4) vs a plain binary conv per export strategy; ebnet_small",
+    default_args=["--rounds", "200", "--model-rounds", "100", "--limit-test", "10000"],
+    smoke_args=["--rounds", "3", "--model-rounds", "3", "--limit-test", "64",
+                "--work", "{tmp}/work"],
+)  # fmt: skip
+NAME = BENCHMARK.name
 KERNELS = {"default": {"use_indirect_bgemm": False}, "indirect_bgemm": {"use_indirect_bgemm": True}}
 
 
@@ -70,22 +73,16 @@ def _interpreter(flatbuffer: bytes, kernel: str):
 
 
 def time_interleaved(interpreters: dict, x: np.ndarray, rounds: int) -> dict:
-    wall = {k: [] for k in interpreters}
-    cpu = {k: [] for k in interpreters}
-    for it in interpreters.values():
-        for i in range(5):
-            it.predict(x[i % len(x)][None])
-    for r in range(rounds):
-        sample = x[r % len(x)][None]
-        for k, it in interpreters.items():
-            w, c = time.perf_counter(), time.process_time()
-            it.predict(sample)
-            cpu[k].append((time.process_time() - c) * 1e3)
-            wall[k].append((time.perf_counter() - w) * 1e3)
-    return {
-        k: {"wall_ms": float(np.median(wall[k])), "cpu_ms": float(np.median(cpu[k]))}
-        for k in interpreters
-    }
+    """Median wall and process-CPU ms per inference (batch 1), cycling through the images of `x`."""
+
+    def predict(it):
+        counter = itertools.count()
+        return lambda: it.predict(x[next(counter) % len(x)][None])
+
+    timings = harness.interleaved(
+        {k: predict(it) for k, it in interpreters.items()}, rounds=rounds, warmup=5
+    )
+    return {k: t.summary() for k, t in timings.items()}
 
 
 def layer_case(shape, filters, groups, rounds, rng) -> dict:
@@ -154,10 +151,12 @@ def layer_case(shape, filters, groups, rounds, rng) -> dict:
         base = times.get("plain_bconv") or times.get("plain_bconv_split_groups")
         for name, t in times.items():
             entry = case["models"][name]["kernels"][kernel]
-            entry.update({k: round(v, 4) for k, v in t.items()})
+            entry.update(t)
             if base:
-                entry["ratio_vs_plain_cpu"] = round(t["cpu_ms"] / base["cpu_ms"], 3)
-                entry["ratio_vs_plain_wall"] = round(t["wall_ms"] / base["wall_ms"], 3)
+                entry["ratio_vs_plain_cpu"] = round(t["cpu_median_ms"] / base["cpu_median_ms"], 3)
+                entry["ratio_vs_plain_wall"] = round(
+                    t["wall_median_ms"] / base["wall_median_ms"], 3
+                )
         print(
             f"  {shape} groups={groups} [{kernel}]:",
             {k: case["models"][k]["kernels"][kernel] for k in case["models"]},
@@ -167,9 +166,8 @@ def layer_case(shape, filters, groups, rounds, rng) -> dict:
 
 
 def model_case(work: Path, rounds: int, limit_test: int) -> dict:
-    splits = data.load("fashion_mnist")
-    x_test = data.preprocess(splits.x_test[:limit_test])
-    y_test = splits.y_test[:limit_test]
+    splits = harness.fashion_mnist(limit_test=limit_test)
+    x_test, y_test = data.preprocess(splits.x_test), splits.y_test
     names = {"ebnet_small_4experts": 4, "ebnet_small_single_expert": 1}
     models, trained = {}, True
     for name, n in names.items():
@@ -205,32 +203,27 @@ def model_case(work: Path, rounds: int, limit_test: int) -> dict:
     times = time_interleaved(interpreters, x_test[:64], rounds)
     base = times["ebnet_small_single_expert"]
     for name, t in times.items():
-        result["models"][name].update({k: round(v, 4) for k, v in t.items()})
+        result["models"][name].update(t)
         result["models"][name]["ratio_vs_single_expert_cpu"] = round(
-            t["cpu_ms"] / base["cpu_ms"], 3
+            t["cpu_median_ms"] / base["cpu_median_ms"], 3
         )
     return result
 
 
-def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(record: harness.Recorder, result: dict) -> None:
     cases = result["layer"]
-    fig, axes = plt.subplots(1, len(cases), figsize=(6 * len(cases), 4.5))
+    fig, axes = harness.figure(len(cases), size=(6 * len(cases), 4.5))
     for ax, case in zip(np.atleast_1d(axes), cases, strict=True):
         labels, values, colors = [], [], []
         for name, m in case["models"].items():
             for kernel, color in (("default", "tab:blue"), ("indirect_bgemm", "tab:orange")):
                 entry = m["kernels"].get(kernel, {})
-                if "cpu_ms" not in entry:
+                if "cpu_median_ms" not in entry:
                     continue
                 exact = entry.get("samples_exact", "")
                 wrong = exact and exact.split("/")[0] != exact.split("/")[1]
                 labels.append(f"{name} [{kernel}]" + (" WRONG OUTPUT" if wrong else ""))
-                values.append(entry["cpu_ms"])
+                values.append(entry["cpu_median_ms"])
                 colors.append("tab:red" if wrong else color)
         ax.barh(labels, values, color=colors)
         ax.set_xlabel("CPU ms per inference (batch 1, 1 thread)")
@@ -238,18 +231,17 @@ def plot(result: dict, path: Path) -> None:
             f"{'×'.join(map(str, case['shape']))} → {case['filters']}, 3×3, groups {case['groups']}, N=4"
         )
         ax.tick_params(axis="y", labelsize=8)
-    fig.tight_layout()
-    atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
+    record.write_png(NAME, fig, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = harness.argument_parser(BENCHMARK, __doc__)
     p.add_argument("--rounds", type=int, default=200)
     p.add_argument("--model-rounds", type=int, default=100)
     p.add_argument("--limit-test", type=int, default=10000)
     p.add_argument("--work", type=Path, default=Path("runs/ebconv_training"))
     args = p.parse_args(argv)
+    record = harness.Recorder(BENCHMARK, argv, args.results_dir)
     rng = np.random.default_rng(0)
     tf.keras.utils.set_random_seed(0)
     start = time.perf_counter()
@@ -259,12 +251,6 @@ def main(argv: list[str] | None = None) -> int:
     ]
     model = model_case(args.work, args.model_rounds, args.limit_test)
     result = {
-        "benchmark": NAME,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-        "machine": machine_description(),
-        # The 2 cores are shared: a load far above 2 means contended timings.
-        "load_average_1_5_15_min": [round(v, 2) for v in os.getloadavg()],
         "runtime": "larq_compute_engine 0.16 Python interpreter, 1 thread, batch 1",
         "layer": layer,
         "ebnet_small": model,
@@ -282,10 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         "total_seconds": round(time.perf_counter() - start, 1),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(RESULTS / f"{NAME}.json", result)
-    plot(result, RESULTS / f"{NAME}.png")
-    print(f"wrote {RESULTS / NAME}.json/.png", flush=True)
+    path = record.write_json(NAME, result)
+    plot(record, result)
+    print(f"wrote {path} and .png", flush=True)
     return 0
 
 

@@ -24,14 +24,11 @@ benchmarks/ebconv_export.py for the Keras-vs-LCE agreement on real images).
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
-import os
-import shlex
-import sys
 import time
 from pathlib import Path
+
+import harness
 
 # isort: off
 import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
@@ -43,61 +40,49 @@ import tensorflow as tf
 
 from bnn_tf import atomic, data, training
 from bnn_tf import models as zoo
-from bnn_tf.converters.benchmarking import machine_description
 from bnn_tf.methods.ebconv import EBConv2D, ExpertExpansion, expert_usage
 
-RESULTS = Path(__file__).parent / "results"
-NAME = "ebconv_training"
-
-
-class EpochLog(tf.keras.callbacks.Callback):
-    """Per-epoch seconds and test accuracy (evaluated outside the timed part)."""
-
-    def __init__(self, x_test, y_test):
-        super().__init__()
-        self.x_test, self.y_test = x_test, y_test
-        self.records: list[dict] = []
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self._start
-        _, acc = self.model.evaluate(self.x_test, self.y_test, batch_size=500, verbose=0)
-        self.records.append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": float(logs["loss"]),
-                "train_accuracy": float(logs["accuracy"]),
-                "test_accuracy": float(acc),
-                "seconds": round(seconds, 2),
-            }
-        )
-        print(f"  epoch {epoch + 1}: {self.records[-1]}", flush=True)
+BENCHMARK = harness.Benchmark(
+    name="ebconv_training",
+    description="ebnet_small (4 experts, staged) vs its single-expert twin: accuracy, usage, step cost",
+    default_args=["--rounds", "25"],
+    smoke_args=["--limit-train", "256", "--limit-test", "256", "--epochs", "2",
+                "--single-epochs", "1", "--batch-size", "32", "--rounds", "2",
+                "--work", "{tmp}/work"],
+)  # fmt: skip
+NAME = BENCHMARK.name
 
 
 def train_one(name, num_experts, args, splits, work: Path) -> tuple[tf.keras.Model, dict]:
     tf.keras.utils.set_random_seed(args.seed)
     model = zoo.build("ebnet_small", num_experts=num_experts)
-    x = data.preprocess(splits.x_train[: args.limit_train])
-    y = splits.y_train[: args.limit_train]
+    x, y = data.preprocess(splits.x_train), splits.y_train
     x_test, y_test = data.preprocess(splits.x_test), splits.y_test
     steps = -(-len(x) // args.batch_size)
     training.compile_model(model, steps_per_epoch=steps, epochs=args.epochs)
-    log = EpochLog(x_test, y_test)
+    log = harness.step_timer(eval_data=(x_test, y_test), verbose=True)
     callbacks = [log]
     if num_experts > 1:
         callbacks.insert(0, ExpertExpansion(args.single_epochs))
     print(f"{name}: {model.count_params():,} parameters", flush=True)
     model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=0, callbacks=callbacks)
     atomic.write_with(work / f"{name}.keras", lambda tmp: model.save(tmp))
+    history = [
+        {
+            "epoch": e["epoch"],
+            "train_loss": e["loss"],
+            "train_accuracy": e["accuracy"],
+            "test_accuracy": e["test_accuracy"],
+            "seconds": round(e["seconds"], 2),
+        }
+        for e in log.epochs
+    ]
     return model, {
         "num_experts": num_experts,
         "parameters": int(model.count_params()),
-        "history": log.records,
-        "final_test_accuracy": log.records[-1]["test_accuracy"],
-        "train_seconds": round(sum(r["seconds"] for r in log.records), 1),
+        "history": history,
+        "final_test_accuracy": history[-1]["test_accuracy"],
+        "train_seconds": round(sum(r["seconds"] for r in history), 1),
         "model_file": str(work / f"{name}.keras"),
     }
 
@@ -117,24 +102,20 @@ def _step_fn(model):
 
 
 def interleaved_ms(fns: dict, x, rounds: int) -> dict[str, dict]:
-    """Median wall and process-CPU milliseconds per call, one call of each fn per round.
+    """Wall and process-CPU ms per training step, one step of each fn per round.
 
     Process CPU time (all of TF's threads) is the robust figure on a shared machine.
     """
-    for fn in fns.values():
-        fn(x).numpy()  # trace + warm-up
-        fn(x).numpy()
-    wall = {k: [] for k in fns}
-    cpu = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            w, c = time.perf_counter(), time.process_time()
-            fn(x).numpy()
-            cpu[k].append((time.process_time() - c) * 1e3)
-            wall[k].append((time.perf_counter() - w) * 1e3)
-    return {
-        k: {"wall_ms": float(np.median(wall[k])), "cpu_ms": float(np.median(cpu[k]))} for k in fns
-    }
+    calls = {k: (lambda fn=fn: fn(x).numpy()) for k, fn in fns.items()}
+    return {k: t.summary() for k, t in harness.interleaved(calls, rounds=rounds).items()}
+
+
+def _ratios(times: dict[str, dict], base: str, suffix: str = "") -> None:
+    """Add CPU and wall ratios (of the medians) against `times[base]` to every entry."""
+    ref = times[base]
+    for t in times.values():
+        t[f"ratio_cpu{suffix}"] = round(t["cpu_median_ms"] / ref["cpu_median_ms"], 3)
+        t[f"ratio_wall{suffix}"] = round(t["wall_median_ms"] / ref["wall_median_ms"], 3)
 
 
 def layer_step_overhead(rounds: int, batch: int, groups: int) -> dict:
@@ -172,53 +153,45 @@ def layer_step_overhead(rounds: int, batch: int, groups: int) -> dict:
     x = tf.constant(rng.normal(size=(batch, *shape)).astype(np.float32))
     times = interleaved_ms({k: _step_fn(m) for k, m in models.items()}, x, rounds)
     for base_name in ("quantconv2d", "ebconv_n1"):
-        base = times[base_name]
-        for t in times.values():
-            t[f"ratio_cpu_vs_{base_name}"] = round(t["cpu_ms"] / base["cpu_ms"], 3)
-            t[f"ratio_wall_vs_{base_name}"] = round(t["wall_ms"] / base["wall_ms"], 3)
+        _ratios(times, base_name, f"_vs_{base_name}")
     return {"shape": [batch, *shape], "filters": 64, "kernel": 3, "groups": groups, "times": times}
 
 
 def model_step_overhead(models: dict, x, rounds: int) -> dict:
     times = interleaved_ms({k: _step_fn(m) for k, m in models.items()}, x, rounds)
-    base = times["single_expert"]
-    for t in times.values():
-        t["ratio_wall"] = round(t["wall_ms"] / base["wall_ms"], 3)
-        t["ratio_cpu"] = round(t["cpu_ms"] / base["cpu_ms"], 3)
+    _ratios(times, "single_expert")
     return {"batch": int(x.shape[0]), "times": times}
 
 
-def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+def plot(record: harness.Recorder, result: dict) -> None:
+    fig, axes = harness.figure(3, size=(16, 4.5))
     ax = axes[0]
-    for name, run in result["runs"].items():
-        epochs = [r["epoch"] for r in run["history"]]
-        ax.plot(epochs, [r["test_accuracy"] for r in run["history"]], "-o", label=name)
-    ax.axvline(result["config"]["single_epochs"] + 0.5, color="grey", ls=":", label="expansion")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Fashion-MNIST test accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    harness.curves(
+        ax,
+        {
+            name: ([r["epoch"] for r in run["history"]], [r["test_accuracy"] for r in run["history"]])
+            for name, run in result["runs"].items()
+        },
+        xlabel="epoch",
+        ylabel="test accuracy",
+        title="Fashion-MNIST test accuracy",
+    )
+    harness.reference_line(
+        ax, result["config"]["single_epochs"] + 0.5, "expansion", vertical=True, color="grey", ls=":"
+    )
 
     ax = axes[1]
     usage = result["expert_usage"]
     names = list(usage)
     n_exp = len(next(iter(usage.values())))
-    width = 0.8 / n_exp
-    for e in range(n_exp):
-        shares = [usage[n][e] / max(sum(usage[n]), 1) for n in names]
-        ax.bar(np.arange(len(names)) + e * width, shares, width, label=f"expert {e}")
-    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
-    ax.set_xticklabels([n.replace("_block1_ebconv", "/") for n in names], rotation=30, fontsize=8)
-    ax.set_ylabel("share of test images")
-    ax.set_title("gate: expert usage per EBConv layer (test set)")
-    ax.legend(fontsize=8)
+    harness.bars(
+        ax,
+        [n.replace("_block1_ebconv", "/") for n in names],
+        {f"expert {e}": [usage[n][e] / max(sum(usage[n]), 1) for n in names] for e in range(n_exp)},
+        ylabel="share of test images",
+        title="gate: expert usage per EBConv layer (test set)",
+    )
+    ax.tick_params(axis="x", rotation=30, labelsize=8)
 
     ax = axes[2]
     labels, ratios = [], []
@@ -229,21 +202,27 @@ def plot(result: dict, path: Path) -> None:
     for k, v in result["step_overhead"]["model"]["times"].items():
         labels.append(f"model {k} (vs single expert)")
         ratios.append(v["ratio_cpu"])
-    ax.barh(labels, ratios, color="tab:purple")
-    ax.set_xscale("log")
+    harness.bars(
+        ax,
+        labels,
+        {"ratio": ratios},
+        horizontal=True,
+        colors="tab:purple",
+        log=True,
+        xlabel="training-step CPU time ratio (vs QuantConv2D / single-expert)",
+        title="training-step overhead",
+    )
     ax.tick_params(axis="y", labelsize=7)
-    ax.axvline(1.3, color="red", ls="--", label="goal 1.3×")
-    ax.set_xlabel("training-step CPU time ratio (vs QuantConv2D / single-expert)")
-    ax.set_title("training-step overhead")
-    ax.legend()
-    fig.tight_layout()
-    atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
+    harness.reference_line(ax, 1.3, "goal 1.3×", vertical=True)
+    record.write_png(NAME, fig, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = harness.argument_parser(BENCHMARK, __doc__)
     p.add_argument("--limit-train", type=int, default=10000)
+    p.add_argument(
+        "--limit-test", type=int, default=None, help="first N test images (default: all 10 000)"
+    )
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--single-epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
@@ -259,11 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
 
-    splits = data.load("fashion_mnist")
+    record = harness.Recorder(BENCHMARK, argv, args.results_dir)
+    splits = harness.fashion_mnist(limit_train=args.limit_train, limit_test=args.limit_test)
     start = time.perf_counter()
     previous = None
     if args.reuse_training:
-        previous = json.loads((RESULTS / f"{NAME}.json").read_text())
+        previous = json.loads(record.path(NAME).read_text())
         ebnet = tf.keras.models.load_model(args.work / "ebnet_small_4experts.keras")
         single = tf.keras.models.load_model(args.work / "ebnet_small_single_expert.keras")
         ebnet_run = previous["runs"]["ebnet_small_4experts"]
@@ -287,16 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     print("step overhead:", overhead, flush=True)
     result = {
-        "benchmark": NAME,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-        "machine": machine_description(),
-        # The 2 cores are shared: a load far above 2 means contended timings.
-        "load_average_1_5_15_min": [round(v, 2) for v in os.getloadavg()],
         "data": {
             "dataset": "fashion_mnist",
             "source": splits.source,
-            "train_images": int(min(args.limit_train, len(splits.x_train))),
+            "train_images": int(len(splits.x_train)),
             "test_images": int(len(splits.x_test)),
         },
         "config": {
@@ -317,14 +291,13 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - start, 1),
     }
     if previous is not None:
-        result["training_from"] = {
-            k: previous.get(k) for k in ("date", "command", "load_average_1_5_15_min")
-        }
+        # Records before the harness spelled the load key load_average_1_5_15_min.
+        keys = ("date", "command", "load_average", "load_average_1_5_15_min")
+        result["training_from"] = {k: previous[k] for k in keys if k in previous}
         result["training_from"].update(previous.get("training_from") or {})
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(RESULTS / f"{NAME}.json", result)
-    plot(result, RESULTS / f"{NAME}.png")
-    print(f"wrote {RESULTS / NAME}.json/.png", flush=True)
+    path = record.write_json(NAME, result)
+    plot(record, result)
+    print(f"wrote {path} and .png", flush=True)
     return 0
 
 

@@ -23,12 +23,11 @@ recorded; CPU time is the robust figure under load.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import shlex
 import sys
 import time
 from pathlib import Path
+
+import harness
 
 # isort: off
 import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
@@ -38,13 +37,18 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-from bnn_tf import atomic, converters
-from bnn_tf.converters.benchmarking import machine_description
+from bnn_tf import converters
 from bnn_tf.converters.runtime import make_interpreter
 from bnn_tf.converters.tflite_model import LCE_OPS
 from bnn_tf.models import meliusnet as mn
 
-RESULTS = Path(__file__).parent / "results"
+BENCHMARK = harness.Benchmark(
+    name="meliusnet_latency",
+    description="MeliusNet 22..59/A/B/C at 224x224: LCE conversion, float ops left, latency, bytes",
+    default_args=["--runs", "15"],
+    smoke_args=["--configs", "meliusnet_small", "meliusnet_small_float", "--runs", "2",
+                "--warmup", "1"],
+)  # fmt: skip
 LARQ_ZOO_MELIUSNET22 = {
     "latency_ms": 70.0,
     "float_ops": {"MUL": 40, "PAD": 17, "CONCATENATION": 19},
@@ -165,72 +169,55 @@ def time_interleaved(flatbuffers: dict[str, tuple[bytes, tuple]], runs: int, war
         n: np.random.default_rng(0).uniform(-1, 1, (1, *shape)).astype(np.float32)
         for n, (_, shape) in flatbuffers.items()
     }
-    for n, it in interpreters.items():
-        for _ in range(warmup):
-            it.predict(inputs[n])
-    wall = {n: [] for n in interpreters}
-    cpu = {n: [] for n in interpreters}
-    for _ in range(runs):
-        for n, it in interpreters.items():
-            w0, c0 = time.perf_counter(), time.thread_time()
-            it.predict(inputs[n])
-            cpu[n].append((time.thread_time() - c0) * 1e3)
-            wall[n].append((time.perf_counter() - w0) * 1e3)
-    return {
-        n: {
-            "wall_median_ms": float(np.median(wall[n])),
-            "wall_min_ms": float(np.min(wall[n])),
-            "cpu_median_ms": float(np.median(cpu[n])),
-            "cpu_min_ms": float(np.min(cpu[n])),
-            "runs": runs,
-        }  # fmt: skip
-        for n in interpreters
-    }
+    # Thread CPU time: the 1-thread interpreter runs in the calling thread.
+    timings = harness.interleaved(
+        {n: (lambda it=it, x=inputs[n]: it.predict(x)) for n, it in interpreters.items()},
+        rounds=runs,
+        warmup=warmup,
+        cpu_clock=time.thread_time,
+    )
+    return {n: t.summary() for n, t in timings.items()}
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in rows if "cpu_median_ms" in r and not r["name"].startswith("meliusnet_small")]
+    rows = [r for r in rows if "cpu_median_ms" in r]
+    # The 28×28 models only give the size ratio; drawn only when nothing else was measured.
+    rows = [r for r in rows if not r["name"].startswith("meliusnet_small")] or rows
     names = [r["name"].replace("meliusnet", "MN") for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig, axes = harness.figure(3, size=(15, 4.5))
     colors = [
         "tab:gray" if "zoo" in n else "tab:red" if "float" in n else "tab:blue" for n in names
     ]
-    axes[0].bar(names, [r["cpu_median_ms"] for r in rows], color=colors)
-    axes[0].axhline(LARQ_ZOO_MELIUSNET22["latency_ms"], ls="--", c="k", lw=1,
-                    label="larq-zoo MN22, docs/lce.md (70 ms)")  # fmt: skip
-    axes[0].set_ylabel("ms (median thread CPU time, 1 thread)")
-    axes[0].set_title("Latency, LCE interpreter, indirect BGEMM")
-    axes[0].legend(fontsize=8)
-    axes[1].bar(names, [r["tflite_bytes"] / 1e6 for r in rows], color=colors)
-    axes[1].set_ylabel(".tflite MB")
-    axes[1].set_yscale("log")
-    axes[1].set_title(".tflite size")
-    axes[2].bar(names, [r["float_ops_total"] for r in rows], color=colors)
-    axes[2].set_ylabel("ops")
-    axes[2].set_title("Non-LCE (float) ops left after conversion")
-    for ax in axes:
+    for ax, values, ylabel, title in (
+        (axes[0], [r["cpu_median_ms"] for r in rows], "ms (median thread CPU time, 1 thread)",
+         "Latency, LCE interpreter, indirect BGEMM"),
+        (axes[1], [r["tflite_bytes"] / 1e6 for r in rows], ".tflite MB", ".tflite size"),
+        (axes[2], [r["float_ops_total"] for r in rows], "ops",
+         "Non-LCE (float) ops left after conversion"),
+    ):  # fmt: skip
+        harness.bars(ax, names, {ylabel: values}, ylabel=ylabel, title=title)
+        for bar, color in zip(ax.patches, colors, strict=True):
+            bar.set_color(color)
         ax.tick_params(axis="x", rotation=60, labelsize=8)
-        ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    atomic.write_with(path, lambda p: fig.savefig(p, dpi=110))
-    plt.close(fig)
+    axes[1].set_yscale("log")
+    harness.reference_line(axes[0], LARQ_ZOO_MELIUSNET22["latency_ms"],
+                           "larq-zoo MN22, docs/lce.md (70 ms)", color="k")  # fmt: skip
+    harness.save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.argument_parser(BENCHMARK, __doc__)
     parser.add_argument("--configs", nargs="*", default=[
         "meliusnet22", "meliusnet22_zoo_layout", "meliusnet_small", "meliusnet_small_float",
         "meliusnet22_float", *[c for c in mn.CONFIGS if c != "meliusnet22"],
     ])  # fmt: skip
     parser.add_argument("--runs", type=int, default=15, help="timed inferences per model (≥ 10)")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--out", default=str(RESULTS / "meliusnet_latency.json"))
+    parser.add_argument(
+        "--out", default=None, help="results JSON (default: RESULTS_DIR/meliusnet_latency.json)"
+    )
     args = parser.parse_args(argv)
+    record = harness.Recorder(BENCHMARK, argv, args.results_dir)
     started = time.perf_counter()
     rows, flatbuffers = [], {}
     for name in args.configs:
@@ -253,12 +240,9 @@ def main(argv: list[str] | None = None) -> int:
             summary[f"{base}_float_over_binary_bytes"] = (
                 by_name[f"{base}_float"]["tflite_bytes"] / by_name[base]["tflite_bytes"]
             )
-    out = Path(args.out)
-    atomic.write_json(out, {
-        "benchmark": "meliusnet_latency",
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_description(),
+    out = Path(args.out) if args.out else record.path(BENCHMARK.name)
+    record.results_dir = out.parent
+    record.write_json(out.stem, {
         "interpreter": "larq_compute_engine Interpreter, use_indirect_bgemm=True, num_threads=1, batch 1",
         "timing": "interleaved rounds; median of `runs` per model; thread CPU time and wall clock",
         "larq_zoo_reference_docs_lce_md": LARQ_ZOO_MELIUSNET22,

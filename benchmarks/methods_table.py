@@ -22,13 +22,10 @@ skipped, so an interrupted run resumes.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
-import shlex
-import sys
 import time
-from pathlib import Path
+
+import harness
 
 # isort: off
 import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
@@ -37,13 +34,18 @@ import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
 import numpy as np
 import tensorflow as tf
 
-from bnn_tf import atomic, converters, data, training
+from bnn_tf import converters, data, training
 from bnn_tf import models as zoo
-from bnn_tf.converters.benchmarking import machine_description
 from bnn_tf.methods.irnet import EdeSchedule, ede_quantizers
 
-RESULTS = Path(__file__).parent / "results"
-NAME = "methods_table"
+BENCHMARK = harness.Benchmark(
+    name="methods_table",
+    description="classic BNN methods side by side: accuracy, binary-MAC share, bytes, LCE latency",
+    default_args=["--epochs", "3", "--limit-train", "6000"],
+    smoke_args=["--epochs", "1", "--limit-train", "256", "--limit-test", "256",
+                "--limit-parity", "64", "--runs", "5", "--models", "bnn_small", "irnet_small"],
+)  # fmt: skip
+NAME = BENCHMARK.name
 
 # (zoo name, method label) in table order; bnn_small is BinaryNet's layout.
 MODELS = [
@@ -103,7 +105,7 @@ def run_one(name: str, splits, args) -> dict:
     model = zoo.build(name, input_shape=splits.input_shape, num_classes=splits.num_classes)
     x_train = data.preprocess(splits.x_train[: args.limit_train])
     y_train = splits.y_train[: args.limit_train]
-    x_test, y_test = data.preprocess(splits.x_test), splits.y_test
+    x_test, y_test = data.preprocess(splits.x_test[: args.limit_test]), splits.y_test[: args.limit_test]
     steps = -(-len(x_train) // args.batch_size)
     lr = tf.keras.optimizers.schedules.CosineDecay(args.learning_rate, steps * args.epochs)
     training.compile_model(model, optimizer=tf.keras.optimizers.legacy.Adam(lr))
@@ -144,13 +146,8 @@ def run_one(name: str, splits, args) -> dict:
     }
 
 
-def plot(rows: list[dict], labels: dict[str, str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+def plot(record: harness.Recorder, rows: list[dict], labels: dict[str, str]) -> None:
+    fig, axes = harness.figure(2, size=(13, 5))
     for r in rows:
         binary = r["lce_binary_flag"]
         for ax, xkey in zip(axes, ("latency_median_ms", "tflite_bytes"), strict=True):
@@ -168,15 +165,16 @@ def plot(rows: list[dict], labels: dict[str, str], path: Path) -> None:
     fig.suptitle(
         "Classic methods, same size and budget (circles: LCE binary kernels; squares: float kernels)"
     )
-    fig.tight_layout()
-    atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
+    record.write_png(NAME, fig)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = harness.argument_parser(BENCHMARK, __doc__)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--limit-train", type=int, default=8000)
+    p.add_argument(
+        "--limit-test", type=int, default=None, help="first N test images (default: all 10 000)"
+    )
     p.add_argument("--limit-parity", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learning-rate", type=float, default=2e-3)
@@ -186,10 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     labels = dict(MODELS)
-    conditions = {k: v for k, v in vars(args).items() if k != "models"}
+    # Not conditions: which models, where the files go, and an unset --limit-test
+    # (so the committed record's conditions still match and a rerun resumes it).
+    skip = {"models", "results_dir", *(["limit_test"] if args.limit_test is None else [])}
+    conditions = {k: v for k, v in vars(args).items() if k not in skip}
     conditions.update(optimizer="legacy Adam on latent weights, cosine decay; EdeSchedule for IR-Net",
-                      dataset="fashion_mnist", test_images=10000)  # fmt: skip
-    out = RESULTS / f"{NAME}.json"
+                      dataset="fashion_mnist", test_images=args.limit_test or 10000)  # fmt: skip
+    record = harness.Recorder(BENCHMARK, argv, args.results_dir)
+    out = record.path(NAME)
     previous = json.loads(out.read_text()) if out.exists() else {}
     rows = previous.get("rows", []) if previous.get("conditions") == conditions else []
     done = {r["model"] for r in rows}
@@ -210,16 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             f"agreement {row['parity_top1_agreement']:.3f}  train {row['train_seconds']} s",
             flush=True,
         )
-        atomic.write_json(out, {
-            "benchmark": NAME,
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-            "machine": machine_description(),
-            "conditions": conditions,
-            "rows": rows,
-        })  # fmt: skip
-        plot(rows, {**labels, **{r["model"]: r["model"] for r in rows if r["model"] not in labels}},
-             RESULTS / f"{NAME}.png")  # fmt: skip
+        record.write_json(NAME, {"conditions": conditions, "rows": rows})
+        plot(record, rows,
+             {**labels, **{r["model"]: r["model"] for r in rows if r["model"] not in labels}})  # fmt: skip
     return 0
 
 

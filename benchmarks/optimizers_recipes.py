@@ -15,13 +15,12 @@ accuracy is the last epoch's).
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
+
+import harness
 
 # isort: off
 import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
@@ -30,11 +29,18 @@ import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
 import numpy as np
 import tensorflow as tf
 
-from bnn_tf import atomic, data, optimizers, recipes
+from bnn_tf import data, optimizers, recipes
 from bnn_tf import models as zoo
-from bnn_tf.converters.benchmarking import machine_description
 
-RESULTS = Path(__file__).parent / "results"
+BENCHMARK = harness.Benchmark(
+    name="optimizers_recipes",
+    description="Adam (latent) vs Bop vs Bop2ndOrder; single-stage vs two-stage (+KD), bnn_small",
+    default_args=["--epochs", "3", "--limit-train", "6000", "--limit-test", "2000",
+                  "--seeds", "0", "1"],
+    smoke_args=["--epochs", "2", "--limit-train", "256", "--limit-test", "256",
+                "--teacher-epochs", "1", "--runs", "bop", "two_stage_kd",
+                "--work", "{tmp}/work", "--fresh"],
+)  # fmt: skip
 
 # name → (recipe, optimizer config, kernel constraint of the student)
 RUNS = {
@@ -63,7 +69,7 @@ RUNS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = harness.argument_parser(BENCHMARK, __doc__)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--limit-train", type=int, default=10000)
     p.add_argument("--limit-test", type=int, default=2000)
@@ -76,23 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="optimizers_recipes")
     args = p.parse_args(argv)
 
-    splits = data.load("fashion_mnist", download=False)
-    x, y = splits.x_train[: args.limit_train], splits.y_train[: args.limit_train]
-    test = data.make_dataset(
-        splits.x_test[: args.limit_test], splits.y_test[: args.limit_test], batch_size=512
-    )
+    record = harness.Recorder(BENCHMARK, argv, args.results_dir)
+    splits = harness.fashion_mnist(limit_train=args.limit_train, limit_test=args.limit_test)
+    x, y = splits.x_train, splits.y_train
+    test = data.make_dataset(splits.x_test, splits.y_test, batch_size=512)
     steps = -(-len(x) // args.batch_size)
     shape = {"input_shape": splits.input_shape, "num_classes": splits.num_classes}
-    out_json = RESULTS / f"{args.name}.json"
+    out_json = record.path(args.name)
     result = {
-        "benchmark": args.name,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-        "machine": machine_description(),
+        "command": record.command,
         "conditions": {
             "model": "bnn_small",
             "dataset": f"Fashion-MNIST: first {len(x)} training images, first "
-            f"{len(splits.x_test[: args.limit_test])} test images (evaluated after every epoch)",
+            f"{len(splits.x_test)} test images (evaluated after every epoch)",
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "seeds": args.seeds,
@@ -178,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             result["runs"] = [r for r in result["runs"] if (r["run"], r["seed"]) != (name, seed)]
             result["runs"].append(entry)
             result["summary"] = _summary(result["runs"])
-            atomic.write_json(out_json, result)
-            _plot(result, RESULTS / f"{args.name}.png")
+            record.write_json(args.name, result)
+            _plot(record, args.name, result)
             del model
             tf.keras.backend.clear_session()
     print(json.dumps(result["summary"], indent=2))
@@ -223,37 +225,35 @@ def _summary(runs: list[dict]) -> dict:
     }
 
 
-def _plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for r in result["runs"]:
-        epochs = range(1, len(r["test_accuracy_per_epoch"]) + 1)
-        label = f"{r['run']} (seed {r['seed']})"
-        axes[0].plot(epochs, r["test_accuracy_per_epoch"], "-o", markersize=3, label=label)
-        flips = r["flip_ratio_per_epoch"]
-        if any(f is not None for f in flips):
-            axes[1].semilogy(
-                epochs, [f if f else np.nan for f in flips], "-o", markersize=3, label=label
-            )
-    c = result["conditions"]
-    axes[0].set_title(f"bnn_small, {c['dataset'].split(':')[1].strip().split(',')[0]}")
-    axes[0].set_xlabel("student epoch")
-    axes[0].set_ylabel("test accuracy")
-    axes[1].set_title("binary weights flipped per step (mean over epoch)")
-    axes[1].set_xlabel("student epoch")
-    for ax in axes:
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+def _plot(record: harness.Recorder, name: str, result: dict) -> None:
+    fig, axes = harness.figure(2, size=(11, 4))
+    labels = {id(r): f"{r['run']} (seed {r['seed']})" for r in result["runs"]}
+    harness.curves(
+        axes[0],
+        {
+            labels[id(r)]: (range(1, len(r["test_accuracy_per_epoch"]) + 1),
+                            r["test_accuracy_per_epoch"])
+            for r in result["runs"]
+        },
+        integer_x=True,
+        title=f"bnn_small, {result['conditions']['dataset'].split(':')[1].strip().split(',')[0]}",
+        xlabel="student epoch",
+        ylabel="test accuracy",
+    )  # fmt: skip
+    harness.curves(
+        axes[1],
+        {
+            labels[id(r)]: (range(1, len(r["flip_ratio_per_epoch"]) + 1),
+                            [f or None for f in r["flip_ratio_per_epoch"]])
+            for r in result["runs"]
+            if any(f is not None for f in r["flip_ratio_per_epoch"])
+        },
+        logy=True,
+        integer_x=True,
+        title="binary weights flipped per step (mean over epoch)",
+        xlabel="student epoch",
+    )  # fmt: skip
+    record.write_png(name, fig, dpi=120)
 
 
 if __name__ == "__main__":

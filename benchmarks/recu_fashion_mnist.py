@@ -26,13 +26,11 @@ measured once, after the last epoch, on the full 10 000-image test set
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import os
-import shlex
+import json
 import sys
 import time
-from pathlib import Path
+
+import harness
 
 # isort: off
 import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
@@ -44,33 +42,17 @@ import tensorflow as tf
 
 from bnn_tf import atomic, converters, data, optimizers
 from bnn_tf import models as zoo
-from bnn_tf.converters.benchmarking import machine_description
 from bnn_tf.methods import recu
 
-RESULTS = Path(__file__).parent / "results"
+BENCHMARK = harness.Benchmark(
+    name="recu_fashion_mnist",
+    description="ReCU vs ste_sign + clip vs float twin (recu_resnet20 graph): accuracy, step overhead, parity",
+    default_args=["--limit-train", "6000", "--epochs", "3", "--overhead-reps", "5"],
+    smoke_args=["--limit-train", "256", "--limit-test", "256", "--epochs", "1",
+                "--batch-size", "64", "--runs", "recu_adam", "--overhead-reps", "2"],
+)  # fmt: skip
 RUNS = ("recu_adam", "recu_bop", "ste_clip_adam", "float_adam")
 CONV = {"recu_adam": "recu", "recu_bop": "recu", "ste_clip_adam": "ste_sign", "float_adam": "float"}
-
-
-class StepTimer(tf.keras.callbacks.Callback):
-    """Wall time of every training step (batch), and of every epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.steps: list[float] = []
-        self.epochs: list[float] = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps.append(time.perf_counter() - self._t)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._e = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs.append(time.perf_counter() - self._e)
 
 
 def _optimizer(run: str, lr) -> tf.keras.optimizers.Optimizer:
@@ -87,7 +69,7 @@ def train_one(run: str, seed: int, args, x, y, x_test, y_test) -> tuple[tf.keras
     lr = tf.keras.optimizers.schedules.CosineDecay(args.learning_rate, steps * args.epochs)
     loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(_optimizer(run, lr), loss, ["accuracy"])
-    timer = StepTimer()
+    timer = harness.step_timer()
     callbacks: list[tf.keras.callbacks.Callback] = [timer]
     if CONV[run] == "recu":
         callbacks.append(recu.TauScheduler(args.epochs))
@@ -95,9 +77,6 @@ def train_one(run: str, seed: int, args, x, y, x_test, y_test) -> tuple[tf.keras
     history = model.fit(train, epochs=args.epochs, callbacks=callbacks, verbose=2)
     test = data.make_dataset(x_test, y_test, batch_size=512)
     _, test_acc = model.evaluate(test, verbose=0)
-    # Skip each epoch's first step (tracing/warm-up) in the per-step statistics.
-    per_epoch = np.array_split(np.array(timer.steps), args.epochs)
-    steady = np.concatenate([e[1:] for e in per_epoch])
     entry = {
         "run": run,
         "seed": seed,
@@ -107,9 +86,8 @@ def train_one(run: str, seed: int, args, x, y, x_test, y_test) -> tuple[tf.keras
         "train_accuracy_per_epoch": [float(a) for a in history.history["accuracy"]],
         "train_loss_per_epoch": [float(v) for v in history.history["loss"]],
         "tau_per_epoch": [float(t) for t in history.history.get("recu_tau", [])],
-        "seconds_per_epoch": [round(s, 1) for s in timer.epochs],
-        "step_ms_median": round(1e3 * float(np.median(steady)), 1),
-        "step_ms_min": round(1e3 * float(np.min(steady)), 1),
+        "seconds_per_epoch": [round(e["seconds"], 1) for e in timer.epochs],
+        **timer.steady_step_ms(),
     }
     print(
         f"{run} seed {seed}: test accuracy {test_acc:.4f}, epochs {entry['seconds_per_epoch']} s",
@@ -164,26 +142,16 @@ def interleaved_step_overhead(batch_size: int, reps: int) -> dict:
         step(xa)
         layer_steps[conv] = step
 
-    times = {k: [] for k in ("model_recu", "model_ste_sign", "layers_recu", "layers_ste_sign")}
-    for _ in range(reps):
-        for conv in ("recu", "ste_sign"):
-            t = time.perf_counter()
-            models[conv].train_on_batch(xb, yb)
-            times[f"model_{conv}"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            layer_steps[conv](xa)
-            times[f"layers_{conv}"].append(time.perf_counter() - t)
-    out = {
-        k: {"min_ms": round(1e3 * min(v), 1), "median_ms": round(1e3 * float(np.median(v)), 1)}
-        for k, v in times.items()
-    }
+    fns = {}
+    for conv in ("recu", "ste_sign"):
+        fns[f"model_{conv}"] = lambda conv=conv: models[conv].train_on_batch(xb, yb)
+        fns[f"layers_{conv}"] = lambda conv=conv: layer_steps[conv](xa)
+    timings = harness.interleaved(fns, rounds=reps, warmup=0)
+    out: dict = {k: t.summary(digits=1) for k, t in timings.items()}
     for what in ("model", "layers"):
-        out[f"{what}_ratio_min"] = round(
-            min(times[f"{what}_recu"]) / min(times[f"{what}_ste_sign"]), 3
-        )
-        out[f"{what}_ratio_median"] = round(
-            float(np.median(times[f"{what}_recu"]) / np.median(times[f"{what}_ste_sign"])), 3
-        )
+        ratio = harness.ratios(timings, f"{what}_ste_sign", stats=("wall_min", "wall_median"))
+        out[f"{what}_ratio_min"] = ratio[f"{what}_recu"]["wall_min_ratio"]
+        out[f"{what}_ratio_median"] = ratio[f"{what}_recu"]["wall_median_ratio"]
     out["reps"] = reps
     out["batch_size"] = batch_size
     out["layers_setup"] = "6 stacked 3×3 convs, 32→32 channels, 14×14 inputs, forward + backward"
@@ -191,9 +159,12 @@ def interleaved_step_overhead(batch_size: int, reps: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = harness.argument_parser(BENCHMARK, __doc__)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--limit-train", type=int, default=10000)
+    p.add_argument(
+        "--limit-test", type=int, default=None, help="first N test images (default: all 10 000)"
+    )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -206,36 +177,31 @@ def main(argv: list[str] | None = None) -> int:
         help="re-measure only the step overhead and update it in the existing results JSON",
     )
     args = p.parse_args(argv)
+    record = harness.Recorder(BENCHMARK, argv, args.results_dir)
     if args.only_overhead:
-        return _only_overhead(args)
+        return _only_overhead(args, record)
 
-    splits = data.load("fashion_mnist", download=False)
-    x, y = splits.x_train[: args.limit_train], splits.y_train[: args.limit_train]
+    splits = harness.fashion_mnist(limit_train=args.limit_train, limit_test=args.limit_test)
+    x, y = splits.x_train, splits.y_train
     x_test_pre = data.preprocess(splits.x_test)
     start = time.perf_counter()
     result: dict = {
-        "benchmark": args.name,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-        "machine": machine_description(),
         "conditions": {
             "model": "recu_resnet20 graph (18 binary 3×3 convs, float stem/head); conv= recu | ste_sign | float",
             "dataset": f"Fashion-MNIST ({splits.source}): first {len(x)} of 60000 training images, "
-            "all 10000 test images (evaluated once, after the last epoch)",
+            f"{len(splits.x_test)} test images (evaluated once, after the last epoch)",
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "adam_learning_rate": f"{args.learning_rate} cosine-decayed to 0 over the run",
             "bop": "threshold 1e-6, gamma 1e-3 (bnn_tf.optimizers.BopAdamConfig defaults)",
             "tau_schedule": "TauScheduler(epochs): 0.85 → 0.99 (ReCU runs only)",
             "seeds": args.seeds,
-            "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
             "note": "wall times are only comparable on an idle machine (see the load average); "
             "the interleaved overhead ratio holds under load too. "
             "A short, reduced run: NOT the 60-minute / full-data goal.",
         },
         "runs": [],
     }
-    out_json = RESULTS / f"{args.name}.json"
     trained: dict[str, tf.keras.Model] = {}
     for seed in args.seeds:
         for run in args.runs:
@@ -245,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             if seed == args.seeds[0]:
                 trained[run] = model
             result["summary"] = _summary(result["runs"])
-            atomic.write_json(out_json, result)
+            record.write_json(args.name, result)
 
     best_recu = max(
         (r for r in ("recu_adam", "recu_bop") if r in trained),
@@ -267,31 +233,25 @@ def main(argv: list[str] | None = None) -> int:
             "mismatched_images": len(verify.mismatches),
         }
         print(verify.format(), flush=True)
-        atomic.write_json(out_json, result)
+        record.write_json(args.name, result)
 
     result["step_overhead"] = interleaved_step_overhead(args.batch_size, args.overhead_reps)
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
-    atomic.write_json(out_json, result)
-    _plot(result, RESULTS / f"{args.name}.png")
+    record.write_json(args.name, result)
+    _plot(record, args.name, {**record.header(), **result})
     print(result["summary"], result["step_overhead"], flush=True)
     return 0
 
 
-def _only_overhead(args) -> int:
+def _only_overhead(args, record: harness.Recorder) -> int:
     """Replace `step_overhead` in the existing JSON (e.g. after a speed change), saying when and how."""
-    import json
-
-    out_json = RESULTS / f"{args.name}.json"
+    out_json = record.path(args.name)
     result = json.loads(out_json.read_text())
     overhead = interleaved_step_overhead(args.batch_size, args.overhead_reps)
-    overhead["measured"] = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-        "machine": machine_description(),
-    }
+    overhead["measured"] = record.header()
     result["step_overhead"] = overhead
     atomic.write_json(out_json, result)
-    _plot(result, RESULTS / f"{args.name}.png")
+    _plot(record, args.name, result)
     print(overhead, flush=True)
     return 0
 
@@ -311,66 +271,42 @@ def _summary(runs: list[dict]) -> dict:
     }
 
 
-def _plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+def _plot(record: harness.Recorder, name: str, result: dict) -> None:
+    fig, axes = harness.figure(3, size=(14, 4))
     summary = result["summary"]
     names = list(summary)
-    axes[0].bar(names, [summary[n]["test_accuracy_mean"] for n in names], color="tab:blue")
-    for i, n in enumerate(names):
-        axes[0].text(
-            i,
-            summary[n]["test_accuracy_mean"],
-            f"{summary[n]['test_accuracy_mean']:.3f}",
-            ha="center",
-            va="bottom",
-        )
-    axes[0].set_ylabel("test accuracy (10 000 images)")
+    harness.bars(axes[0], names, {"accuracy": [summary[n]["test_accuracy_mean"] for n in names]},
+                 colors="tab:blue", annotate="{:.3f}", ylabel="test accuracy")  # fmt: skip
     axes[0].set_ylim(0, 1)
-    for r in result["runs"]:
-        epochs = range(1, len(r["train_accuracy_per_epoch"]) + 1)
-        axes[1].plot(
-            epochs,
-            r["train_accuracy_per_epoch"],
-            "-o",
-            markersize=3,
-            label=f"{r['run']} s{r['seed']}",
-        )
-    axes[1].set_xlabel("epoch")
-    axes[1].set_ylabel("train accuracy (running, per epoch)")
-    axes[1].legend(fontsize=7)
+    harness.curves(
+        axes[1],
+        {
+            f"{r['run']} s{r['seed']}": (
+                range(1, len(r["train_accuracy_per_epoch"]) + 1), r["train_accuracy_per_epoch"]
+            )
+            for r in result["runs"]
+        },
+        xlabel="epoch",
+        ylabel="train accuracy (running, per epoch)",
+    )
     ov = result.get("step_overhead")
     if ov:
         labels = ["model min", "model median", "layers min", "layers median"]
-        values = [
-            ov["model_ratio_min"],
-            ov["model_ratio_median"],
-            ov["layers_ratio_min"],
-            ov["layers_ratio_median"],
-        ]
-        axes[2].bar(labels, values, color="tab:orange")
-        axes[2].axhline(1.3, color="red", linestyle="--", label="goal ≤ 1.3×")
-        axes[2].set_ylabel("ReCU step time / ste_sign step time")
-        axes[2].legend()
-        axes[2].tick_params(axis="x", labelsize=7)
+        keys = ["model_ratio_min", "model_ratio_median", "layers_ratio_min", "layers_ratio_median"]
+        harness.bars(axes[2], labels, {"ratio": [ov[k] for k in keys]}, colors="tab:orange",
+                     ylabel="ReCU step time / ste_sign step time")  # fmt: skip
+        harness.reference_line(axes[2], 1.3, "goal ≤ 1.3×")
     c = result["conditions"]
-    load = c.get("load_average_at_start")
+    # Records before the harness kept the load under conditions.
+    load = result.get("load_average", {}).get("before") or c.get("load_average_at_start")
     machine = f"2-core CPU, load {load[0]:.1f} at start" if load else "2-core CPU"
     fig.suptitle(
         f"ReCU ResNet-20 graph, Fashion-MNIST, {c['epochs']} epochs, seeds {c['seeds']}, {machine}",
         fontsize=10,
     )
     for ax in axes:
-        ax.grid(alpha=0.3)
         ax.tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    record.write_png(name, fig)
 
 
 if __name__ == "__main__":

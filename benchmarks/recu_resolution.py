@@ -23,20 +23,24 @@ resumes), so the equivalent `bnn-tf train recu_resnet20 --limit-train 20000
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 from pathlib import Path
+
+import harness
 
 import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
-from _common import record_header, run_context
+from bnn_tf import training
 
-from bnn_tf import atomic, training
-
-RESULTS = Path(__file__).resolve().parent / "results"
+BENCHMARK = harness.Benchmark(
+    name="recu_resolution",
+    description="recu_resnet20 x2: stem resolution vs accuracy and time, equal short budget",
+    default_args=["--runs-dir", "runs/recu_resolution"],
+    smoke_args=["--runs-dir", "{tmp}/runs", "--limit-train", "256", "--limit-test", "256",
+                "--epochs", "1", "--variants", "s2"],
+)  # fmt: skip
 VARIANTS: dict[str, tuple[dict, bool]] = {
     "s1": ({"width_multiplier": 2}, False),
     "s2": ({"width_multiplier": 2, "stem_strides": 2}, False),
@@ -45,33 +49,27 @@ VARIANTS: dict[str, tuple[dict, bool]] = {
 }
 
 
-def _plot(path: Path, rows: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_acc, ax_time) = plt.subplots(1, 2, figsize=(10, 4))
+def _plot(record: harness.Recorder, rows: list[dict], epochs: int, limit_train: int) -> None:
+    fig, (ax_acc, ax_time) = harness.figure(2, size=(10, 4))
     names = [r["variant"] for r in rows]
-    ax_acc.bar(names, [r["final_test_accuracy"] for r in rows], color="tab:blue")
-    low = min(r["final_test_accuracy"] for r in rows)
-    ax_acc.set_ylim(low - 0.05, max(r["final_test_accuracy"] for r in rows) + 0.02)
-    ax_acc.set_ylabel("test accuracy after 2 epochs on 20k images")
-    ax_time.bar(names, [r["seconds_last_epoch"] for r in rows], color="tab:orange")
-    ax_time.set_ylabel("s, 2nd epoch (20k images + test)")
-    for ax in (ax_acc, ax_time):
-        ax.grid(axis="y", alpha=0.3)
+    acc = [r["final_test_accuracy"] for r in rows]
+    harness.bars(ax_acc, names, {"accuracy": acc}, colors="tab:blue",
+                 ylabel=f"test accuracy after {epochs} epochs on {limit_train} images")  # fmt: skip
+    ax_acc.set_ylim(min(acc) - 0.05, max(acc) + 0.02)
+    harness.bars(ax_time, names, {"s": [r["seconds_last_epoch"] for r in rows]},
+                 colors="tab:orange", ylabel="s, last epoch (training images + test)")  # fmt: skip
     fig.suptitle("recu_resnet20 ×2: stem resolution vs accuracy and time (2-core CPU)")
-    fig.tight_layout()
-    atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    record.write_png("recu_resolution", fig)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.argument_parser(BENCHMARK, __doc__)
     parser.add_argument("--runs-dir", default="runs/recu_resolution")
     parser.add_argument("--limit-train", type=int, default=20_000)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--limit-test", type=int, default=None, help="first N test images (default: all 10 000)"
+    )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument(
         "--context-run",
@@ -82,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    load_before = os.getloadavg()
+    record = harness.Recorder(BENCHMARK, argv, args.results_dir)
+    splits = harness.fashion_mnist(limit_test=args.limit_test)
     rows = []
     for name in args.variants:
         model_kwargs, augment = VARIANTS[name]
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             jit_compile=True,
         )
         run = Path(args.runs_dir) / name
-        summary = training.train(config, run, verbose=2)
+        summary = training.train(config, run, splits=splits, verbose=2)
         history = json.loads((run / training.HISTORY_FILE).read_text())
         rows.append(
             {
@@ -108,18 +107,17 @@ def main(argv: list[str] | None = None) -> int:
                 "history": history,
             }
         )
-    record = {
-        **record_header("recu_resolution", load_before),
+    body = {
         "protocol": (
             f"recu_resnet20 width ×2, {args.epochs} epochs on the first {args.limit_train} "
             "training images, batch 128, Bop (γ 1e-3 cosine → 0) + Adam 1e-3 cosine, τ 0.85 → 0.99, "
-            "XLA-compiled steps, seed 0; test accuracy on all 10 000 test images"
+            f"XLA-compiled steps, seed 0; test accuracy on {len(splits.x_test)} test images"
         ),
         "rows": rows,
-        "context_runs": [run_context(Path(d)) for d in args.context_run],
+        "context_runs": [harness.run_context(d) for d in args.context_run],
     }
-    atomic.write_json(RESULTS / "recu_resolution.json", record)
-    _plot(RESULTS / "recu_resolution.png", rows)
+    record.write_json("recu_resolution", body)
+    _plot(record, rows, args.epochs, args.limit_train)
     for r in rows:
         print(f"{r['variant']:>7}: {r['final_test_accuracy']:.4f}, {r['seconds_last_epoch']:.0f} s")
     return 0

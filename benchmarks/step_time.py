@@ -12,21 +12,19 @@ setting gets a warm machine. Writes `benchmarks/results/step_time.{json,png}`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
+import harness
 
-# isort: split
-from _common import record_header
-
-from bnn_tf import atomic
-
-RESULTS = Path(__file__).resolve().parent / "results"
+BENCHMARK = harness.Benchmark(
+    name="step_time",
+    description="training-step time of zoo models with and without XLA (--jit-compile)",
+    default_args=[],
+    smoke_args=["--cases", "bnn_small", "--batch-size", "32", "--warmup", "1", "--steps", "3"],
+)
 CASES: dict[str, tuple[str, dict]] = {
     "recu_resnet20 x2 stem_strides=2": (
         "recu_resnet20",
@@ -71,35 +69,27 @@ def _time(model: str, kwargs: dict, jit: bool, args) -> float:
     return json.loads(proc.stdout.strip().splitlines()[-1])["ms_per_step"]
 
 
-def _plot(path: Path, rows: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 4))
-    names = [r["case"] for r in rows]
-    pos = range(len(rows))
-    ax.barh([p + 0.2 for p in pos], [r["plain_ms"] for r in rows], 0.4, label="plain")
-    ax.barh([p - 0.2 for p in pos], [r["xla_ms"] for r in rows], 0.4, label="--jit-compile")
-    ax.set_yticks(list(pos), names)
-    ax.set_xlabel("ms per training step (batch 128, 2-core CPU)")
-    ax.legend()
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+def _plot(record: harness.Recorder, rows: list[dict], batch_size: int) -> None:
+    fig, ax = harness.figure(size=(9, 4))
+    harness.bars(
+        ax,
+        [r["case"] for r in rows],
+        {"plain": [r["plain_ms"] for r in rows], "--jit-compile": [r["xla_ms"] for r in rows]},
+        horizontal=True,
+        xlabel=f"ms per training step (batch {batch_size}, 2-core CPU)",
+    )
+    record.write_png("step_time", fig)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.argument_parser(BENCHMARK, __doc__)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args(argv)
 
-    load_before = os.getloadavg()
+    record = harness.Recorder(BENCHMARK, argv, args.results_dir)
     rows = []
     for i, case in enumerate(args.cases):
         model, kwargs = CASES[case]
@@ -116,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         print(f"{case}: plain {ms[False]:.0f} ms, XLA {ms[True]:.0f} ms")
-    record = {
-        **record_header("step_time", load_before),
+    body = {
         "protocol": (
             f"{args.warmup} warm-up + {args.steps} timed steps of {args.batch_size} real "
             "Fashion-MNIST images through model.fit, Bop + Adam (training.compile_model), "
@@ -125,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "rows": rows,
     }
-    atomic.write_json(RESULTS / "step_time.json", record)
-    _plot(RESULTS / "step_time.png", rows)
+    record.write_json("step_time", body)
+    _plot(record, rows, args.batch_size)
     return 0
 
 

@@ -20,62 +20,74 @@ an otherwise idle machine: the wall time is the point.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
-import os
-import shlex
 import shutil
 import sys
 from pathlib import Path
 
+import harness
+
 import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
-from _common import run_context
+from bnn_tf import training
 
-from bnn_tf import atomic, training
-from bnn_tf.converters.benchmarking import machine_description
+BENCHMARK = harness.Benchmark(
+    name="train_budget",
+    description="train a zoo model like `bnn-tf train`, check an accuracy goal and a time budget",
+    runs={
+        "meliusnet_small_fmnist": [
+            "--model", "meliusnet_small", "--augment", "--bop-gamma-schedule", "cosine",
+            "--epochs", "12", "--seed", "0", "--run-dir", "runs/melius_small_aug12",
+            "--name", "meliusnet_small_fmnist", "--goal", "0.92", "--fresh",
+        ],
+        "recu_60min": [
+            "--model", "recu_resnet20", "--model-kwargs", '{"width_multiplier": 2}',
+            "--bop-gamma-schedule", "cosine", "--epochs", "11", "--seed", "0",
+            "--run-dir", "runs/recu60_wide_s0", "--name", "recu_60min",
+            "--budget-minutes", "60", "--goal", "0.92", "--fresh",
+        ],
+    },
+    smoke_args=["--model", "bnn_small", "--epochs", "1", "--limit-train", "256",
+                "--limit-test", "256", "--run-dir", "{tmp}/run", "--name", "train_budget_smoke",
+                "--budget-minutes", "5", "--goal", "0.5"],
+)  # fmt: skip
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
-
-def _plot(path: Path, record: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def _plot(record: harness.Recorder, name: str, body: dict) -> None:
     minutes, acc, total = [], [], 0.0
-    for r in record["history"]:
+    for r in body["history"]:
         total += r["seconds"]
         minutes.append(total / 60)
         acc.append(r["val_accuracy"])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(minutes, acc, marker="o", label=f"{record['model']} (seed {record['seed']})")
-    if record.get("goal_test_accuracy"):
-        ax.axhline(record["goal_test_accuracy"], color="tab:green", ls="--", label="goal")
-    if record.get("budget_minutes"):
-        ax.axvline(record["budget_minutes"], color="tab:red", ls=":", label="time budget")
-    ax.set_xlabel("cumulative training minutes (2-core CPU)")
-    ax.set_ylabel("Fashion-MNIST test accuracy")
-    ax.set_title(
-        f"{record['model']}: {record['final_test_accuracy']:.4f} after "
-        f"{record['epochs']} epochs, {record['train_minutes']:.1f} min"
+    fig, ax = harness.figure()
+    harness.curves(
+        ax,
+        {f"{body['model']} (seed {body['seed']})": (minutes, acc)},
+        xlabel="cumulative training minutes (2-core CPU)",
+        ylabel="Fashion-MNIST test accuracy",
+        title=f"{body['model']}: {body['final_test_accuracy']:.4f} after "
+        f"{body['epochs']} epochs, {body['train_minutes']:.1f} min",
     )
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    if body.get("goal_test_accuracy"):
+        harness.reference_line(ax, body["goal_test_accuracy"], "goal", color="tab:green")
+    if body.get("budget_minutes"):
+        harness.reference_line(
+            ax, body["budget_minutes"], "time budget", vertical=True, color="tab:red", ls=":"
+        )
+    record.write_png(name, fig)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.argument_parser(BENCHMARK, __doc__)
     parser.add_argument("--model", required=True)
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--augment", action="store_true")
+    parser.add_argument("--limit-train", type=int, default=None, help="first N training images")
+    parser.add_argument(
+        "--limit-test", type=int, default=None, help="first N test images (default: all 10 000)"
+    )
     parser.add_argument(
         "--model-kwargs",
         type=json.loads,
@@ -117,23 +129,20 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs,
         seed=args.seed,
         augment=args.augment,
+        limit_train=args.limit_train,
         learning_rate=args.learning_rate,
         model_kwargs=args.model_kwargs,
         bop_gamma_schedule=args.bop_gamma_schedule,
         jit_compile=args.jit_compile,
     )
-    load_before = os.getloadavg()
-    summary = training.train(config, args.run_dir, verbose=2)
+    record = harness.Recorder(BENCHMARK, argv, args.results_dir)
+    splits = harness.fashion_mnist(limit_test=args.limit_test)
+    summary = training.train(config, args.run_dir, splits=splits, verbose=2)
     run = Path(args.run_dir)
     history = json.loads((run / training.HISTORY_FILE).read_text())
     train_seconds = sum(r["seconds"] for r in history)
     final = summary["test_accuracy"]
-    record = {
-        "benchmark": args.name,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-        "machine": machine_description(),
-        "load_average_when_recorded": [round(v, 2) for v in load_before],
+    body = {
         "conditions": args.conditions or "not stated",
         "model": args.model,
         "model_kwargs": args.model_kwargs,
@@ -152,20 +161,21 @@ def main(argv: list[str] | None = None) -> int:
         else train_seconds <= 60 * args.budget_minutes,
         "goal_met": None if args.goal is None else final >= args.goal,
         "history": history,
-        "context_runs": [run_context(Path(d)) for d in args.context_run],
+        "context_runs": [harness.run_context(d) for d in args.context_run],
+        "test_images": len(splits.x_test),
         "note": (
-            "Accuracy after the last epoch on the 10 000 test images; per-epoch test "
+            "Accuracy after the last epoch on the test images; per-epoch test "
             "accuracies (history.val_accuracy) are for the curve, nothing was selected on them. "
             "train_minutes sums the epochs (validation included), not model building or data loading."
         ),
     }
-    atomic.write_json(RESULTS / f"{args.name}.json", record)
-    _plot(RESULTS / f"{args.name}.png", record)
+    record.write_json(args.name, body)
+    _plot(record, args.name, body)
     print(
         f"{args.model}: test accuracy {final:.4f} after {len(history)} epochs, "
         f"{train_seconds / 60:.1f} min"
         + (
-            f" (goal {args.goal}: {'met' if record['goal_met'] else 'NOT met'})"
+            f" (goal {args.goal}: {'met' if body['goal_met'] else 'NOT met'})"
             if args.goal
             else ""
         )

@@ -17,23 +17,27 @@ model compute what Keras computes?); the accuracies are not the models' best.
 
 from __future__ import annotations
 
-import argparse
-import shlex
+import json
 import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
+import harness
 import numpy as np
 
 import bnn_tf  # noqa: F401  sets up tf_keras first (before larq)
-from bnn_tf import atomic, converters, data, training
+from bnn_tf import converters, data, training
 from bnn_tf import models as zoo
-from bnn_tf.converters.benchmarking import machine_description
 from bnn_tf.converters.portable import compare_portable
 
-RESULTS = Path(__file__).resolve().parent / "results"
-NAME = "zoo_parity"
+BENCHMARK = harness.Benchmark(
+    name="zoo_parity",
+    description="Keras vs LCE TFLite top-1 agreement on the Fashion-MNIST test set, every small model",
+    default_args=["--models", "bnn_small,birealnet_small,xnornet_small,bnn_small_float",
+                  "--portable"],
+    smoke_args=["--models", "bnn_small,bnn_small_float", "--limit-train", "256",
+                "--limit-test", "256", "--portable"],
+)  # fmt: skip
+NAME = BENCHMARK.name
 GOAL_AGREEMENT = 0.99
 
 
@@ -96,47 +100,39 @@ def run_one(name: str, splits, args) -> dict:
     return row
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(record: harness.Recorder, name: str, rows: list[dict]) -> None:
     names = [r["model"] for r in rows]
-    pos = np.arange(len(rows))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 0.45 * len(rows) + 2), sharey=True)
-    ax1.barh(pos, [100 * r["top1_agreement"] for r in rows], color="tab:blue")
-    ax1.axvline(100 * GOAL_AGREEMENT, color="k", ls="--", lw=1, label=f"goal {GOAL_AGREEMENT:.0%}")
-    low = min(100 * r["top1_agreement"] for r in rows)
-    ax1.set_xlim(min(98.0, low - 0.5), 100.05)
-    ax1.set_xlabel(f"Keras vs LCE top-1 agreement (%), {rows[0]['test_images']:,} test images")
-    ax1.set_yticks(pos, names)
-    ax1.legend(loc="lower left")
-    width = 0.27
-    ax2.barh(pos - width, [100 * r["keras_accuracy"] for r in rows], width, label="Keras")
-    ax2.barh(pos, [100 * r["lce_accuracy"] for r in rows], width, label="LCE TFLite")
+    fig, (ax1, ax2) = harness.figure(2, size=(14, 0.45 * len(rows) + 2), sharey=True)
+    harness.bars(
+        ax1,
+        names,
+        {"agreement": [100 * r["top1_agreement"] for r in rows]},
+        horizontal=True,
+        colors="tab:blue",
+        xlabel=f"Keras vs LCE top-1 agreement (%), {rows[0]['test_images']:,} test images",
+    )
+    harness.reference_line(ax1, 100 * GOAL_AGREEMENT, f"goal {GOAL_AGREEMENT:.0%}", vertical=True,
+                           color="k")  # fmt: skip
+    ax1.set_xlim(min(98.0, min(100 * r["top1_agreement"] for r in rows) - 0.5), 100.05)
+    accuracy = {
+        "Keras": [100 * r["keras_accuracy"] for r in rows],
+        "LCE TFLite": [100 * r["lce_accuracy"] for r in rows],
+    }
     if all("int8_accuracy" in r for r in rows):
-        ax2.barh(
-            pos + width, [100 * r["int8_accuracy"] for r in rows], width, label="portable int8"
-        )
-    ax2.set_xlabel("test accuracy (%) after the short training")
-    ax2.legend(loc="lower right")
+        accuracy["portable int8"] = [100 * r["int8_accuracy"] for r in rows]
+    harness.bars(ax2, names, accuracy, horizontal=True,
+                 xlabel="test accuracy (%) after the short training")  # fmt: skip
     fig.suptitle("bnn-tf zoo: converted models vs Keras (Fashion-MNIST)")
-    fig.tight_layout()
-    atomic.write_with(path, lambda p: fig.savefig(p, dpi=110))
-    plt.close(fig)
+    record.write_png(name, fig)
 
 
-def replot(name: str) -> None:
-    """Redraw RESULTS/<name>.png from RESULTS/<name>.json (no training)."""
-    import json
-
-    rows = json.loads((RESULTS / f"{name}.json").read_text())["models"]
-    plot(rows, RESULTS / f"{name}.png")
+def replot(record: harness.Recorder, name: str) -> None:
+    """Redraw RESULTS_DIR/<name>.png from RESULTS_DIR/<name>.json (no training)."""
+    plot(record, name, json.loads(record.path(name).read_text())["models"])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.argument_parser(BENCHMARK, __doc__)
     parser.add_argument(
         "--models", default=None, help="comma-separated names (default: every small model)"
     )
@@ -152,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--replot", action="store_true", help="only redraw the PNG from the JSON")
     args = parser.parse_args(argv)
+    record = harness.Recorder(BENCHMARK, argv, args.results_dir)
     if args.replot:
-        replot(args.name)
+        replot(record, args.name)
         return 0
     names = (
         args.models.split(",")
@@ -172,11 +169,6 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         result = {
-            "name": args.name,
-            "command": "python "
-            + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": machine_description(),
             "dataset": f"{splits.name} ({splits.source})",
             "training": f"{args.epochs} epoch(s) on the first {args.limit_train} training images, batch 128, "
             "Bop + Adam (Adam only without binary kernels), seed "
@@ -186,10 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             "models": rows,
         }
         # Written after every model, so an interrupted run keeps what it measured.
-        atomic.write_json(RESULTS / f"{args.name}.json", result)
-    plot(rows, RESULTS / f"{args.name}.png")
+        path = record.write_json(args.name, result)
+    plot(record, args.name, rows)
     print(
-        f"wrote {RESULTS / (args.name + '.json')} and .png; all ≥ {GOAL_AGREEMENT:.0%}: {result['all_meet_goal']}"
+        f"wrote {path} and .png; all ≥ {GOAL_AGREEMENT:.0%}: {result['all_meet_goal']}"
     )
     return 0
 

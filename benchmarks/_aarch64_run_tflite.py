@@ -1,11 +1,13 @@
 """Runs inside the arm64 chroot (under qemu-user): the portable .tflite models on real images.
 
+A helper of aarch64_portable_check.py (the `_` prefix: not a benchmark itself).
+
 Standalone on purpose: only numpy and ai-edge-litert (the aarch64 wheels from
 PyPI), no TensorFlow and no bnn_tf, like a Raspberry Pi with `pip install
 ai-edge-litert`. Reads WORK/prepare.json written by aarch64_portable_check.py
 prepare, writes WORK/<prefix>_<name>.npy and WORK/<prefix>_run.json.
 
-    python3 aarch64_run_tflite.py WORK [PREFIX]     # PREFIX: default "aarch64"
+    python3 _aarch64_run_tflite.py WORK [PREFIX]     # PREFIX: default "aarch64"
 
 The same script also runs natively on x86_64 with the x86_64 wheels (PREFIX
 "x86litert"), which separates platform differences from differences between
@@ -22,7 +24,17 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+
+    RUNTIME = f"ai-edge-litert {metadata.version('ai-edge-litert')}"
+except ImportError:
+    # The smoke test (`aarch64_portable_check.py local`) runs this on a host
+    # without ai-edge-litert: TensorFlow's bundled TFLite, recorded as such.
+    from tensorflow.lite.python.interpreter import Interpreter
+
+    RUNTIME = f"tensorflow.lite {metadata.version('tensorflow')}"
 
 
 def run_model(
@@ -58,7 +70,7 @@ def main(work: Path, prefix: str = "aarch64") -> int:
     run = {
         "machine": platform.machine(),
         "python": platform.python_version(),
-        "ai_edge_litert": metadata.version("ai-edge-litert"),
+        "runtime": RUNTIME,
         "numpy": np.__version__,
         "models": {},
     }
