@@ -217,7 +217,7 @@ def compare(args: argparse.Namespace, record: harness.Recorder, prefix: str = "a
                 "max_abs_logit_diff_vs_x86_tf_lite": float(np.abs(lite - x86).max()),
             }
     result["passed"] = result["models"]["float"]["top1_agreement"] >= GOAL_AGREEMENT
-    path = record.write_json(NAME, result)
+    record.write_json(NAME, result)
     _plot(record, result, diffs)
     for name, r in result["models"].items():
         print(
@@ -237,7 +237,6 @@ def compare(args: argparse.Namespace, record: harness.Recorder, prefix: str = "a
     print(
         f"goal (float agreement ≥ {GOAL_AGREEMENT:.1%}): {'PASS' if result['passed'] else 'FAIL'}"
     )
-    print(f"wrote {path} and .png")
     return 0 if result["passed"] else 1
 
 

@@ -32,10 +32,8 @@ GOAL_WALL_SECONDS = 15 * 60
 
 def main(argv: list[str] | None = None) -> int:
     parser = harness.argument_parser(BENCHMARK, __doc__)
-    parser.add_argument("--epochs", type=int, default=8)
+    harness.data_options(parser, epochs=8, limit_train=None, limit_test=None)
     parser.add_argument("--out", default="runs/bench_demo")
-    parser.add_argument("--limit-train", type=int, default=None, help="first N training images")
-    parser.add_argument("--limit-test", type=int, default=None, help="first N test images")
     parser.add_argument("--bench-runs", type=int, default=100, help="timed latency runs")
     args = parser.parse_args(argv)
 

@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     p = harness.argument_parser(BENCHMARK, __doc__)
     p.add_argument("--rounds", type=int, default=200)
     p.add_argument("--model-rounds", type=int, default=100)
-    p.add_argument("--limit-test", type=int, default=10000)
+    harness.data_options(p, limit_test=10000)
     p.add_argument("--work", type=Path, default=Path("runs/ebconv_training"))
     args = p.parse_args(argv)
     record = harness.Recorder(BENCHMARK, argv, args.results_dir)
@@ -268,9 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "total_seconds": round(time.perf_counter() - start, 1),
     }
-    path = record.write_json(NAME, result)
+    record.write_json(NAME, result)
     plot(record, result)
-    print(f"wrote {path} and .png", flush=True)
     return 0
 
 

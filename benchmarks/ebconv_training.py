@@ -169,7 +169,10 @@ def plot(record: harness.Recorder, result: dict) -> None:
     harness.curves(
         ax,
         {
-            name: ([r["epoch"] for r in run["history"]], [r["test_accuracy"] for r in run["history"]])
+            name: (
+                [r["epoch"] for r in run["history"]],
+                [r["test_accuracy"] for r in run["history"]],
+            )
             for name, run in result["runs"].items()
         },
         xlabel="epoch",
@@ -177,7 +180,12 @@ def plot(record: harness.Recorder, result: dict) -> None:
         title="Fashion-MNIST test accuracy",
     )
     harness.reference_line(
-        ax, result["config"]["single_epochs"] + 0.5, "expansion", vertical=True, color="grey", ls=":"
+        ax,
+        result["config"]["single_epochs"] + 0.5,
+        "expansion",
+        vertical=True,
+        color="grey",
+        ls=":",
     )
 
     ax = axes[1]
@@ -219,13 +227,8 @@ def plot(record: harness.Recorder, result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = harness.argument_parser(BENCHMARK, __doc__)
-    p.add_argument("--limit-train", type=int, default=10000)
-    p.add_argument(
-        "--limit-test", type=int, default=None, help="first N test images (default: all 10 000)"
-    )
-    p.add_argument("--epochs", type=int, default=6)
+    harness.data_options(p, limit_test=None, limit_train=10000, epochs=6, batch_size=128)
     p.add_argument("--single-epochs", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=15, help="timing rounds for the step overhead")
     p.add_argument("--work", type=Path, default=Path("runs/ebconv_training"))
@@ -295,9 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         keys = ("date", "command", "load_average", "load_average_1_5_15_min")
         result["training_from"] = {k: previous[k] for k in keys if k in previous}
         result["training_from"].update(previous.get("training_from") or {})
-    path = record.write_json(NAME, result)
+    record.write_json(NAME, result)
     plot(record, result)
-    print(f"wrote {path} and .png", flush=True)
     return 0
 
 

@@ -126,7 +126,9 @@ class Benchmark:
 def benchmark_files(folder: Path = HERE) -> list[Path]:
     """Every script in `folder` that must declare a `BENCHMARK`."""
     return sorted(
-        p for p in folder.glob("*.py") if p.name not in NOT_BENCHMARKS and not p.name.startswith("_")
+        p
+        for p in folder.glob("*.py")
+        if p.name not in NOT_BENCHMARKS and not p.name.startswith("_")
     )
 
 
@@ -186,6 +188,26 @@ def argument_parser(benchmark: Benchmark, doc: str | None) -> argparse.ArgumentP
     return parser
 
 
+DATA_OPTIONS = {
+    "epochs": (int, "training epochs"),
+    "limit_train": (int, "first N training images (default: all 60 000)"),
+    "limit_test": (int, "first N test images (default: all 10 000)"),
+    "batch_size": (int, "training batch size"),
+}
+
+
+def data_options(parser: argparse.ArgumentParser, **defaults: int | None) -> None:
+    """Add the usual data/budget options, e.g. `data_options(p, epochs=3, limit_test=None)`.
+
+    Keys: `epochs`, `limit_train`, `limit_test`, `batch_size`; the value is the default.
+    """
+    for key, default in defaults.items():
+        kind, help_ = DATA_OPTIONS[key]
+        parser.add_argument(
+            "--" + key.replace("_", "-"), type=kind, default=default, help=f"{help_} ({default})"
+        )
+
+
 # --- the record --------------------------------------------------------------------------
 
 
@@ -203,7 +225,10 @@ def git_commit() -> str | None:
     """HEAD of the checkout the benchmark runs from, `-dirty` if files were changed."""
     try:
         head = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
@@ -281,12 +306,16 @@ class Recorder:
         from bnn_tf import atomic
 
         self.results_dir.mkdir(parents=True, exist_ok=True)
-        return atomic.write_json(self.path(stem), {**self.header(stem), **body})
+        path = atomic.write_json(self.path(stem), {**self.header(stem), **body})
+        print(f"wrote {path}", flush=True)
+        return path
 
     def write_png(self, stem: str, fig: Any, *, dpi: int = 110, suffix: str = ".png") -> Path:
         """Save `fig` to `results_dir/<stem><suffix>` atomically and close it."""
         self.results_dir.mkdir(parents=True, exist_ok=True)
-        return save_figure(fig, self.path(stem, suffix), dpi=dpi)
+        path = save_figure(fig, self.path(stem, suffix), dpi=dpi)
+        print(f"wrote {path}", flush=True)
+        return path
 
 
 def run_context(run: Path | str) -> dict[str, Any]:
@@ -303,6 +332,14 @@ def run_context(run: Path | str) -> dict[str, Any]:
         "finished": (run / training.SUMMARY_FILE).exists(),
         "history": json.loads(history_file.read_text()) if history_file.exists() else [],
     }
+
+
+def group_by(rows: Sequence[Mapping[str, Any]], key: str) -> dict[Any, list[Mapping[str, Any]]]:
+    """Rows grouped by `row[key]` (e.g. the runs of every seed of one setting), in first-seen order."""
+    groups: dict[Any, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row[key], []).append(row)
+    return groups
 
 
 def fashion_mnist(*, limit_train: int | None = None, limit_test: int | None = None):
@@ -376,7 +413,10 @@ def interleaved(
 
 
 def ratios(
-    timings: Mapping[str, Timing], base: str, *, stats: Sequence[str] = ("cpu_median", "wall_median")
+    timings: Mapping[str, Timing],
+    base: str,
+    *,
+    stats: Sequence[str] = ("cpu_median", "wall_median"),
 ) -> dict[str, dict[str, float]]:
     """`{name: {"<stat>_ratio": value / base's value}}` for every timed function."""
     ref = timings[base].summary()

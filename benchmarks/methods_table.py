@@ -105,7 +105,10 @@ def run_one(name: str, splits, args) -> dict:
     model = zoo.build(name, input_shape=splits.input_shape, num_classes=splits.num_classes)
     x_train = data.preprocess(splits.x_train[: args.limit_train])
     y_train = splits.y_train[: args.limit_train]
-    x_test, y_test = data.preprocess(splits.x_test[: args.limit_test]), splits.y_test[: args.limit_test]
+    x_test, y_test = (
+        data.preprocess(splits.x_test[: args.limit_test]),
+        splits.y_test[: args.limit_test],
+    )
     steps = -(-len(x_train) // args.batch_size)
     lr = tf.keras.optimizers.schedules.CosineDecay(args.learning_rate, steps * args.epochs)
     training.compile_model(model, optimizer=tf.keras.optimizers.legacy.Adam(lr))
@@ -170,13 +173,8 @@ def plot(record: harness.Recorder, rows: list[dict], labels: dict[str, str]) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = harness.argument_parser(BENCHMARK, __doc__)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--limit-train", type=int, default=8000)
-    p.add_argument(
-        "--limit-test", type=int, default=None, help="first N test images (default: all 10 000)"
-    )
+    harness.data_options(p, limit_test=None, epochs=3, limit_train=8000, batch_size=64)
     p.add_argument("--limit-parity", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", type=int, default=100, help="timed latency runs per model")

@@ -70,10 +70,7 @@ RUNS = {
 
 def main(argv: list[str] | None = None) -> int:
     p = harness.argument_parser(BENCHMARK, __doc__)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--limit-train", type=int, default=10000)
-    p.add_argument("--limit-test", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=128)
+    harness.data_options(p, epochs=3, limit_train=10000, limit_test=2000, batch_size=128)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--teacher-epochs", type=int, default=3)
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
@@ -134,19 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                 return zoo.build("bnn_small", kernel_constraint=constraint, **shape)
 
             start = time.perf_counter()
-            model, record = recipes.run(
-                recipe,
-                build,
-                train,
-                epochs=args.epochs,
-                out_dir=Path(args.work) / f"{name}_s{seed}",
-                steps_per_epoch=steps,
-                test_data=test,
-                optimizer_config=opt,
-                teacher=teacher,
-                verbose=0,
-                log=lambda m: print(m, flush=True),
-            )
+            model, run_record = _run(
+                recipe, build, train, test, Path(args.work) / f"{name}_s{seed}",
+                epochs=args.epochs, steps=steps, opt=opt, teacher=teacher,
+            )  # fmt: skip
             history = json.loads((Path(args.work) / f"{name}_s{seed}" / "history.json").read_text())
             curve = [r.get("val_accuracy") for r in history]
             entry = {
@@ -154,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seed": seed,
                 "recipe": recipe.name,
                 "optimizer": opt.to_dict(),
-                "stage_epochs": record["stage_epochs"],
+                "stage_epochs": run_record["stage_epochs"],
                 "test_accuracy": curve[-1],
                 "best_test_accuracy": max(curve),
                 "best_epoch": int(np.argmax(curve)) + 1,
@@ -167,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 "train_seconds": round(
                     sum(
                         s.get("seconds_total", 0.0)
-                        for s in record["stages"]
+                        for s in run_record["stages"]
                         if s["stage"] != "teacher"
                     ),
                     1,
@@ -193,25 +181,30 @@ def _teacher(args, seed, shape, train, test, steps) -> tf.keras.Model:
         tf.keras.utils.set_random_seed(seed)
         return zoo.build("bnn_small_float", **shape)
 
-    teacher, _ = recipes.run(
-        "single_stage",
-        build,
-        train,
-        epochs=args.teacher_epochs,
-        out_dir=Path(args.work) / f"teacher_s{seed}",
-        steps_per_epoch=steps,
-        test_data=test,
-        optimizer_config=optimizers.OptimizerConfig(name="adam"),
-        verbose=0,
-        log=lambda m: print(m, flush=True),
-    )
+    teacher, _ = _run(
+        "single_stage", build, train, test, Path(args.work) / f"teacher_s{seed}",
+        epochs=args.teacher_epochs, steps=steps, opt=optimizers.OptimizerConfig(name="adam"),
+    )  # fmt: skip
     return teacher
 
 
+def _run(recipe, build, train, test, out_dir: Path, *, epochs, steps, opt, teacher=None):
+    return recipes.run(
+        recipe,
+        build,
+        train,
+        epochs=epochs,
+        out_dir=out_dir,
+        steps_per_epoch=steps,
+        test_data=test,
+        optimizer_config=opt,
+        teacher=teacher,
+        verbose=0,
+        log=lambda m: print(m, flush=True),
+    )
+
+
 def _summary(runs: list[dict]) -> dict:
-    by: dict[str, list[dict]] = {}
-    for r in runs:
-        by.setdefault(r["run"], []).append(r)
     return {
         name: {
             "seeds": len(rs),
@@ -221,7 +214,7 @@ def _summary(runs: list[dict]) -> dict:
             "best_epoch": [r["best_epoch"] for r in rs],
             "train_seconds_mean": float(np.mean([r["train_seconds"] for r in rs])),
         }
-        for name, rs in by.items()
+        for name, rs in harness.group_by(runs, "run").items()
     }
 
 

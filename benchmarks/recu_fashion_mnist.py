@@ -160,12 +160,7 @@ def interleaved_step_overhead(batch_size: int, reps: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = harness.argument_parser(BENCHMARK, __doc__)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--limit-train", type=int, default=10000)
-    p.add_argument(
-        "--limit-test", type=int, default=None, help="first N test images (default: all 10 000)"
-    )
-    p.add_argument("--batch-size", type=int, default=128)
+    harness.data_options(p, limit_test=None, epochs=3, limit_train=10000, batch_size=128)
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
@@ -257,9 +252,6 @@ def _only_overhead(args, record: harness.Recorder) -> int:
 
 
 def _summary(runs: list[dict]) -> dict:
-    by: dict[str, list[dict]] = {}
-    for r in runs:
-        by.setdefault(r["run"], []).append(r)
     return {
         name: {
             "seeds": len(rs),
@@ -267,7 +259,7 @@ def _summary(runs: list[dict]) -> dict:
             "seconds_per_epoch_mean": float(np.mean([np.mean(r["seconds_per_epoch"]) for r in rs])),
             "step_ms_median": float(np.median([r["step_ms_median"] for r in rs])),
         }
-        for name, rs in by.items()
+        for name, rs in harness.group_by(runs, "run").items()
     }
 
 
@@ -282,7 +274,8 @@ def _plot(record: harness.Recorder, name: str, result: dict) -> None:
         axes[1],
         {
             f"{r['run']} s{r['seed']}": (
-                range(1, len(r["train_accuracy_per_epoch"]) + 1), r["train_accuracy_per_epoch"]
+                range(1, len(r["train_accuracy_per_epoch"]) + 1),
+                r["train_accuracy_per_epoch"],
             )
             for r in result["runs"]
         },

@@ -65,11 +65,7 @@ def _plot(record: harness.Recorder, rows: list[dict], epochs: int, limit_train: 
 def main(argv: list[str] | None = None) -> int:
     parser = harness.argument_parser(BENCHMARK, __doc__)
     parser.add_argument("--runs-dir", default="runs/recu_resolution")
-    parser.add_argument("--limit-train", type=int, default=20_000)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument(
-        "--limit-test", type=int, default=None, help="first N test images (default: all 10 000)"
-    )
+    harness.data_options(parser, limit_test=None, limit_train=20_000, epochs=2)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument(
         "--context-run",

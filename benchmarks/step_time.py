@@ -84,7 +84,7 @@ def _plot(record: harness.Recorder, rows: list[dict], batch_size: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = harness.argument_parser(BENCHMARK, __doc__)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--batch-size", type=int, default=128)
+    harness.data_options(parser, batch_size=128)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args(argv)

@@ -84,10 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--augment", action="store_true")
-    parser.add_argument("--limit-train", type=int, default=None, help="first N training images")
-    parser.add_argument(
-        "--limit-test", type=int, default=None, help="first N test images (default: all 10 000)"
-    )
+    harness.data_options(parser, limit_test=None, limit_train=None)
     parser.add_argument(
         "--model-kwargs",
         type=json.loads,
@@ -174,11 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.model}: test accuracy {final:.4f} after {len(history)} epochs, "
         f"{train_seconds / 60:.1f} min"
-        + (
-            f" (goal {args.goal}: {'met' if body['goal_met'] else 'NOT met'})"
-            if args.goal
-            else ""
-        )
+        + (f" (goal {args.goal}: {'met' if body['goal_met'] else 'NOT met'})" if args.goal else "")
     )
     return 0
 

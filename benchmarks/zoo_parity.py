@@ -136,12 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--models", default=None, help="comma-separated names (default: every small model)"
     )
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--limit-train", type=int, default=6000)
+    harness.data_options(parser, limit_test=None, epochs=1, limit_train=6000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--limit-test", type=int, default=None, help="first N test images (default: all 10 000)"
-    )
     parser.add_argument("--name", default=NAME, help=f"results file stem (default {NAME})")
     parser.add_argument(
         "--portable", action="store_true", help="also int8 stock-TFLite accuracy/size"
@@ -178,11 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             "models": rows,
         }
         # Written after every model, so an interrupted run keeps what it measured.
-        path = record.write_json(args.name, result)
+        record.write_json(args.name, result)
     plot(record, args.name, rows)
-    print(
-        f"wrote {path} and .png; all ≥ {GOAL_AGREEMENT:.0%}: {result['all_meet_goal']}"
-    )
+    print(f"all ≥ {GOAL_AGREEMENT:.0%}: {result['all_meet_goal']}")
     return 0
 
 

@@ -123,7 +123,7 @@ def test_benchmark_smoke(name, tmp_path):
     results = tmp_path / "results"
     args = [a.replace("{tmp}", str(tmp_path)) for a in bench.smoke_args]
     module = _load(bench)
-    assert module.BENCHMARK == bench  # the AST reading matches the imported object
+    assert bench == module.BENCHMARK  # the AST reading matches the imported object
     tf.keras.backend.clear_session()
     # 1 = "goal not met", which tiny runs are allowed; errors raise.
     assert module.main(["--results-dir", str(results), *args]) in (0, 1)
@@ -131,7 +131,7 @@ def test_benchmark_smoke(name, tmp_path):
     assert records, f"{name} wrote no JSON into --results-dir"
     for path in records:
         record = json.loads(path.read_text())
-        assert HEADER_KEYS <= set(record), sorted(HEADER_KEYS - set(record))
+        assert set(record) >= HEADER_KEYS, sorted(HEADER_KEYS - set(record))
         assert set(record["load_average"]) == {"before", "after"}
         assert record["versions"]["tensorflow"] and record["versions"]["larq"]
         assert record["benchmark"] == path.stem
