@@ -20,6 +20,7 @@ an otherwise idle machine: the wall time is the point.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -121,17 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.fresh and Path(args.run_dir).exists():
         shutil.rmtree(args.run_dir)
 
-    config = training.TrainConfig(
-        model=args.model,
-        epochs=args.epochs,
-        seed=args.seed,
-        augment=args.augment,
-        limit_train=args.limit_train,
-        learning_rate=args.learning_rate,
-        model_kwargs=args.model_kwargs,
-        bop_gamma_schedule=args.bop_gamma_schedule,
-        jit_compile=args.jit_compile,
-    )
+    # The flags are named after TrainConfig's fields: copy every one that is set here.
+    fields = {f.name for f in dataclasses.fields(training.TrainConfig)}
+    config = training.TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
     record = harness.Recorder(BENCHMARK, argv, args.results_dir)
     splits = harness.fashion_mnist(limit_test=args.limit_test)
     summary = training.train(config, args.run_dir, splits=splits, verbose=2)
