@@ -538,7 +538,9 @@ def bars(
         offset = (i - (len(series) - 1) / 2) * width
         color = colors if len(series) == 1 else None
         draw = ax.barh if horizontal else ax.bar
-        drawn = draw(pos + offset, list(values), width, label=name, color=color)
+        # A lone series is named by the axis label; a legend entry would only repeat it.
+        label = name if len(series) > 1 else "_nolegend_"
+        drawn = draw(pos + offset, list(values), width, label=label, color=color)
         if annotate:
             ax.bar_label(drawn, labels=[annotate.format(v) for v in values], fontsize=7)
     (ax.set_yticks if horizontal else ax.set_xticks)(pos, list(labels))
