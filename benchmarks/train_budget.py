@@ -1,6 +1,6 @@
 """Benchmark: train a zoo model on full Fashion-MNIST the way a user would, and check an accuracy goal.
 
-Runs `bnn_tf.training.train` (what `bnn-tf train` runs: Bop for binary
+Runs `bnn_tf.experiment.train` (what `bnn-tf train` runs: Bop for binary
 kernels, Adam with a cosine learning rate for the rest, ReCU's τ schedule
 when the model has ReCU layers, a checkpoint per epoch) and records test
 accuracy, wall time per epoch and the machine. The run folder is reused:
@@ -34,7 +34,7 @@ import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 # isort: split
 from _common import run_context
 
-from bnn_tf import atomic, training
+from bnn_tf import atomic, experiment, training
 from bnn_tf.converters.benchmarking import machine_description
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         jit_compile=args.jit_compile,
     )
     load_before = os.getloadavg()
-    summary = training.train(config, args.run_dir, verbose=2)
+    summary = experiment.train(config, args.run_dir, verbose=2)
     run = Path(args.run_dir)
     history = json.loads((run / training.HISTORY_FILE).read_text())
     train_seconds = sum(r["seconds"] for r in history)

@@ -1,4 +1,4 @@
-"""bnn_tf.training: Bop+Adam wiring, files written, resume after interruption, refusals."""
+"""bnn_tf.training and experiment.train: Bop+Adam wiring, files written, resume after interruption, refusals."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import larq as lq
 import pytest
 import tensorflow as tf
 
+from bnn_tf import experiment, optimizers, training
 from bnn_tf import models as zoo
-from bnn_tf import optimizers, training
 from bnn_tf.errors import ConfigError, ResumeMismatchError
 
 
@@ -58,7 +58,7 @@ class _CtrlCDuringEpoch(tf.keras.callbacks.Callback):
 
 
 def test_train_writes_model_history_plot_and_summary(tmp_path, fmnist):
-    summary = training.train(_config(), tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+    summary = experiment.train(_config(), tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
     for name in ("model.keras", "history.json", "curves.png", "run.json", "train_summary.json"):
         assert (tmp_path / name).is_file(), name
     assert not (tmp_path / "backup").exists(), "a finished run leaves no backup behind"
@@ -83,13 +83,13 @@ def test_interrupted_training_resumes_from_last_finished_epoch(tmp_path, fmnist,
 
     monkeypatch.setattr(training, "fit", fit_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        training.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+        experiment.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
     monkeypatch.setattr(training, "fit", real_fit)
     assert training.resume_epoch(tmp_path) == 2
     assert not (tmp_path / "model.keras").exists()
 
     logs: list[str] = []
-    training.train(config, tmp_path, splits=fmnist, verbose=0, log=logs.append)
+    experiment.train(config, tmp_path, splits=fmnist, verbose=0, log=logs.append)
     assert any("resuming: 2 of 3" in line for line in logs)
     history = json.loads((tmp_path / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2, 3]
@@ -98,34 +98,34 @@ def test_interrupted_training_resumes_from_last_finished_epoch(tmp_path, fmnist,
 
 
 def test_finished_run_is_reused_and_other_settings_are_refused(tmp_path, fmnist):
-    first = training.train(
+    first = experiment.train(
         _config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=lambda s: None
     )
     mtime = (tmp_path / "model.keras").stat().st_mtime_ns
     logs: list[str] = []
-    again = training.train(_config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=logs.append)
+    again = experiment.train(_config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=logs.append)
     assert again == first and (tmp_path / "model.keras").stat().st_mtime_ns == mtime
     assert any("reusing" in line for line in logs)
     with pytest.raises(ResumeMismatchError, match="batch_size"):
-        training.train(_config(epochs=1, batch_size=64), tmp_path, splits=fmnist, verbose=0)
+        experiment.train(_config(epochs=1, batch_size=64), tmp_path, splits=fmnist, verbose=0)
     assert (tmp_path / "model.keras").stat().st_mtime_ns == mtime  # nothing overwritten
 
 
 @pytest.mark.parametrize("field,value", [("epochs", 0), ("batch_size", -1), ("limit_train", 0)])
 def test_bad_settings_are_refused(field, value, tmp_path):
     with pytest.raises(ConfigError, match=field):
-        training.train(_config(**{field: value}), tmp_path)
+        experiment.train(_config(**{field: value}), tmp_path)
 
 
 def test_bop_gamma_schedule_decays_to_zero_and_bad_names_are_refused(tmp_path, fmnist):
     config = _config(bop_gamma_schedule="cosine")
-    training.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+    experiment.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
     history = json.loads((tmp_path / "history.json").read_text())
     gammas = [r["bop_gamma"] for r in history]
     assert gammas[0] < training.TrainConfig.bop_gamma, "γ decays within the first epoch"
     assert gammas[-1] == pytest.approx(0.0, abs=1e-9), "cosine ends at 0: no more flips"
     with pytest.raises(ConfigError, match="bop_gamma_schedule must be one of"):
-        training.train(_config(bop_gamma_schedule="exp"), tmp_path / "bad", splits=fmnist)
+        experiment.train(_config(bop_gamma_schedule="exp"), tmp_path / "bad", splits=fmnist)
 
 
 def _steps(name: str, jit: bool, fmnist_small, steps: int):
@@ -171,12 +171,14 @@ def test_jit_compile_trains_binary_kernels_with_bop_like_the_plain_step(fmnist_s
 
 
 def test_jit_compile_training_resumes_without_it_and_is_refused_with_a_recipe(tmp_path, fmnist):
-    first = training.train(
+    first = experiment.train(
         _config(epochs=1, jit_compile=True), tmp_path, splits=fmnist, verbose=0, log=lambda s: None
     )
     assert 0.1 < first["test_accuracy"] <= 1.0
     logs: list[str] = []
-    again = training.train(_config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=logs.append)
+    again = experiment.train(_config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=logs.append)
     assert again == first and any("reusing" in line for line in logs)
     with pytest.raises(ConfigError, match="--jit-compile or --recipe"):
-        training.train(_config(jit_compile=True, recipe="two_stage"), tmp_path / "r", splits=fmnist)
+        experiment.train(
+            _config(jit_compile=True, recipe="two_stage"), tmp_path / "r", splits=fmnist
+        )
