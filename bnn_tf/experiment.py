@@ -221,9 +221,7 @@ def train(
     first = [build()]
     used = training.optimizer_for_model(first[0], choice.config)
     if used != choice.config:
-        choice = replace(
-            choice, config=used, why=f"{choice.why}; {NO_BINARY_KERNELS}"
-        )
+        choice = replace(choice, config=used, why=f"{choice.why}; {NO_BINARY_KERNELS}")
     if not flat:
         first.clear()
     if choice.source != FROM_FLAG:

@@ -406,7 +406,7 @@ def run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = optimizer_config or optimizers.OptimizerConfig(name=recipe.optimizer)
-    if optimizer_config is not None and optimizer_config.name != recipe.optimizer:
+    if not flat and optimizer_config is not None and optimizer_config.name != recipe.optimizer:
         log(
             f"note: recipe {recipe.name} uses {recipe.optimizer}; the given optimizer {optimizer_config.name} wins"
         )
@@ -503,6 +503,23 @@ def _combined_history(out: Path, recipe: Recipe) -> list[dict]:
                     }
                 )
     return records
+
+
+# Names that moved up to `bnn_tf.experiment` (issue 18), which imports the zoo;
+# a forward from here would import a higher floor.
+MOVED = {
+    "train": "bnn_tf.experiment.train",
+    "zoo_model_kwargs": "bnn_tf.experiment.zoo_model_kwargs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in MOVED:
+        raise AttributeError(
+            f"bnn_tf.recipes.{name} moved to {MOVED[name]} (same arguments). "
+            f"Fix: `from bnn_tf import experiment; experiment.{name}(...)`."
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["RECIPES", "KDConfig", "Recipe", "StageConfig", "get", "run", "stage_model"]

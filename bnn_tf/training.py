@@ -470,3 +470,17 @@ def remove_empty_backup(out_dir: str | os.PathLike[str]) -> None:
     backup = Path(out_dir) / BACKUP_DIR
     if backup.is_dir() and not any(backup.iterdir()):
         backup.rmdir()
+
+
+# Names that moved up to `bnn_tf.experiment` (issue 18). A forward from here would
+# import a higher floor, so an old call gets an error naming the new place instead.
+MOVED = {"train": "bnn_tf.experiment.train"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in MOVED:
+        raise AttributeError(
+            f"bnn_tf.training.{name} moved to {MOVED[name]} (same arguments). "
+            f"Fix: `from bnn_tf import experiment; experiment.{name}(...)`."
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import larq as lq
@@ -182,3 +183,103 @@ def test_jit_compile_training_resumes_without_it_and_is_refused_with_a_recipe(tm
         experiment.train(
             _config(jit_compile=True, recipe="two_stage"), tmp_path / "r", splits=fmnist
         )
+
+
+def test_a_model_without_binary_kernels_trains_with_adam_whatever_the_config():
+    float_model, binary_model = zoo.build("bnn_small_float"), zoo.build("bnn_small")
+    bop = optimizers.OptimizerConfig(name="bop")
+    assert not training.has_binary_variables(float_model)
+    assert training.optimizer_for_model(float_model, bop).name == "adam"
+    assert training.optimizer_for_model(binary_model, bop) == bop
+    # compile_model applies it: a CaseOptimizer with nothing for Bop would be refused.
+    training.compile_model(float_model, optimizer_config=bop, steps_per_epoch=2, epochs=1)
+    assert not isinstance(float_model.optimizer, lq.optimizers.CaseOptimizer)
+
+
+@pytest.fixture()
+def paper_model():
+    """bnn_small registered again as a model whose paper trains it with Adam."""
+    from bnn_tf.models import registry
+
+    name = "paper_adam_small"
+    zoo.register(
+        name,
+        description="test model",
+        lce_binary=True,
+        default_input_shape=(28, 28, 1),
+        training={"name": "adam", "learning_rate": 2e-3, "why": "the test paper says Adam"},
+    )(zoo.info("bnn_small").factory)
+    yield name
+    registry._REGISTRY.pop(name)
+
+
+def test_the_papers_optimizer_is_the_default_and_flags_override_it(paper_model):
+    choice = experiment.choose_optimizer(training.TrainConfig(model=paper_model))
+    assert (choice.source, choice.config.name, choice.config.learning_rate) == (
+        "paper",
+        "adam",
+        2e-3,
+    )
+    assert choice.why == "the test paper says Adam"
+    assert experiment.default_training(paper_model) == choice
+    # A value the user changed wins over the paper's; --optimizer replaces it whole.
+    tuned = experiment.choose_optimizer(training.TrainConfig(model=paper_model, learning_rate=5e-4))
+    assert (tuned.config.name, tuned.config.learning_rate) == ("adam", 5e-4)
+    assert "overridden" in tuned.why
+    flag = experiment.choose_optimizer(training.TrainConfig(model=paper_model, optimizer="bop"))
+    assert (flag.source, flag.config.name) == ("--optimizer", "bop")
+    recipe = experiment.choose_optimizer(
+        training.TrainConfig(model=paper_model, recipe="delayed_clipping"),
+        experiment.recipes.get("delayed_clipping"),
+    )
+    assert (recipe.source, recipe.config.name) == ("recipe", "adam")
+    library = experiment.choose_optimizer(training.TrainConfig(model="bnn_small"))
+    assert (library.source, library.config.name) == ("library", "bop")
+
+
+def test_train_uses_and_records_the_papers_optimizer(paper_model, tmp_path, fmnist):
+    summary = experiment.train(
+        _config(model=paper_model, epochs=1, limit_train=256), tmp_path, splits=fmnist,
+        verbose=0, log=lambda s: None,
+    )  # fmt: skip
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["optimizer"]["source"] == "paper" and run["optimizer"]["config"]["name"] == "adam"
+    assert summary["optimizer"] == "adam" and summary["optimizer_choice"] == run["optimizer"]
+    model = tf.keras.models.load_model(tmp_path / "model.keras")
+    # Adam on latent weights: the kernels got the BinaryConnect clip and are not ±1.
+    assert type(model.get_layer("conv2").kernel_constraint).__name__ == "WeightClip"
+    assert set(abs(model.get_layer("conv2").kernel.numpy()).ravel().tolist()) != {1.0}
+    assert run["optimizer"]["config"]["learning_rate"] == 2e-3
+
+
+def test_resume_refuses_when_the_default_optimizer_changed(paper_model, tmp_path, fmnist):
+    config = _config(model=paper_model, epochs=1, limit_train=256)
+    bop = optimizers.OptimizerConfig(name="bop").to_dict()
+    (tmp_path / training.RUN_FILE).write_text(
+        json.dumps({"config": config.to_dict(), "optimizer": {"config": bop}})
+    )
+    with pytest.raises(ResumeMismatchError, match="optimizer"):
+        experiment.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+
+
+def test_a_papers_training_with_unknown_keys_is_a_clear_error(paper_model):
+    from bnn_tf.models import registry
+
+    info = registry._REGISTRY[paper_model]
+    registry._REGISTRY[paper_model] = dataclasses.replace(info, training={"name": "adam", "lr": 1})
+    with pytest.raises(ConfigError, match="'lr'"):
+        experiment.choose_optimizer(training.TrainConfig(model=paper_model))
+
+
+def test_moved_names_say_where_they_went():
+    from bnn_tf import recipes
+
+    for module, name in ((training, "train"), (recipes, "train"), (recipes, "zoo_model_kwargs")):
+        with pytest.raises(AttributeError, match=f"moved to bnn_tf.experiment.{name}"):
+            getattr(module, name)
+    with pytest.raises(AttributeError, match="no attribute"):
+        training.no_such_name  # noqa: B018
+    # The distillation names still import from recipes, as before bnn_tf.distill.
+    from bnn_tf import distill
+
+    assert recipes.kd_loss is distill.kd_loss and recipes.Distiller is distill.Distiller
