@@ -317,8 +317,8 @@ class _TupleAction(argparse.Action):
         setattr(namespace, self.dest, tuple(values))
 
 
-def _flag_type(hint: Any) -> tuple[Any, Any, tuple | None]:
-    """(element type, nargs, Literal choices) for a field's type hint; `X | None` is X."""
+def _flag_type(hint: Any) -> tuple[Any, Any, tuple | None, type]:
+    """(element type, nargs, Literal choices, container) for a type hint; `X | None` is X."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         # `str | os.PathLike[str]` and the like: the CLI passes the path as text.
@@ -326,20 +326,20 @@ def _flag_type(hint: Any) -> tuple[Any, Any, tuple | None]:
     origin = typing.get_origin(hint)
     if origin is typing.Literal:
         values = typing.get_args(hint)
-        return type(values[0]), None, values
+        return type(values[0]), None, values, tuple
     if origin is tuple:
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
-            return args[0], "+", None
-        return (args[0] if args else str), len(args) or "+", None
-    if origin in (list, Sequence):
+            return args[0], "+", None, tuple
+        return (args[0] if args else str), len(args) or "+", None, tuple
+    if origin in (list, Sequence) or hint is list:
         args = typing.get_args(hint)
-        return (args[0] if args else str), "+", None
+        return (args[0] if args else str), "+", None, list
     if origin is dict or hint is dict:
-        return dict, None, None
+        return dict, None, None, tuple
     if hint in (Path, os.PathLike) or origin is os.PathLike:
-        return str, None, None
-    return hint, None, None
+        return str, None, None, tuple
+    return hint, None, None, tuple
 
 
 def add_dataclass_flags(
@@ -354,8 +354,9 @@ def add_dataclass_flags(
     `dict` → a JSON object, `tuple[int, int]` → two values, `X | None` → X,
     `Literal[...]` → choices), its default, and `metadata`: `help` (required),
     optional `flag` (another option name), `choices` (a sequence, or a callable
-    returning one), `nargs`, `metavar`, `positional` (an argument without `--`)
-    and `cli` (False: no flag). `choices` given here win for fields whose
+    returning one), `nargs`, `type`, `metavar`, `positional` (an argument
+    without `--`) and `cli` (False: no flag). Several values (`nargs`) arrive
+    as the field's container (a tuple, or a list for `list[...]` fields). `choices` given here win for fields whose
     allowed values live above the dataclass's module (e.g. recipe names).
 
     Returns:
@@ -369,7 +370,7 @@ def add_dataclass_flags(
             continue
         if "help" not in meta:
             raise TypeError(f"{cls.__name__}.{f.name}: give it metadata={{'help': ...}}")
-        kind, nargs, literal = _flag_type(hints[f.name])
+        kind, nargs, literal, container = _flag_type(hints[f.name])
         if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:
@@ -387,10 +388,10 @@ def add_dataclass_flags(
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction if default else "store_true"
         else:
-            kwargs["type"] = _json_object if kind is dict else kind
+            kwargs["type"] = meta.get("type", _json_object if kind is dict else kind)
             nargs = meta.get("nargs", nargs)
             if nargs is not None:
-                kwargs.update(nargs=nargs, action=_TupleAction)
+                kwargs.update(nargs=nargs, action=_TupleAction if container is tuple else "store")
             if allowed is not None:
                 kwargs["choices"] = list(allowed)
             for key in ("metavar",):

@@ -258,6 +258,20 @@ def test_no_private_names_across_modules(name):
     assert uses - KNOWN_PRIVATE.get(name, set()) == set(), f"{name} uses private names"
 
 
+def test_known_private_uses_are_still_there():
+    for name, uses in KNOWN_PRIVATE.items():
+        gone = uses - set(_private_uses(name))
+        assert not gone, f"{name} no longer uses {gone}: remove it from KNOWN_PRIVATE"
+
+
+def test_the_private_name_finder_finds_both_forms(tmp_path, monkeypatch):
+    source = "from bnn_tf import training\nfrom bnn_tf.recipes import _x\ntraining._y()\n"
+    path = tmp_path / "probe.py"
+    path.write_text(source)
+    monkeypatch.setitem(MODULES, "bnn_tf.probe", path)
+    assert _private_uses("bnn_tf.probe") == ["bnn_tf.training._y", "from bnn_tf.recipes import _x"]
+
+
 def test_every_method_module_is_registered_and_old_paths_alias():
     from bnn_tf import methods
 

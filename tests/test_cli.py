@@ -217,6 +217,12 @@ class _Fields:
     names: tuple[str, ...] = field(default=(), metadata={"help": "class names"})
     renamed: int = field(default=1, metadata={"help": "x", "flag": "--other-name"})
     hidden: int = field(default=0, metadata={"help": "not a flag", "cli": False})
+    # The own-data fields' shape (issue 15): list hint, explicit nargs/type/metavar.
+    image_size: list[int] | None = field(
+        default=None,
+        metadata={"flag": "--image-size", "nargs": 2, "type": int, "metavar": ("H", "W"),
+                  "help": "resize to H×W; default: the images' own size"},
+    )  # fmt: skip
 
 
 def test_flag_generator_handles_tuples_paths_floats_and_switches():
@@ -245,6 +251,7 @@ def test_flag_generator_handles_tuples_paths_floats_and_switches():
     assert args.size == (32, 24) and args.path == "imgs/" and args.split == 0.25
     assert args.shuffle is False and args.channels == 3 and args.names == ("cat", "dog")
     assert args.renamed == 5
+    assert parser.parse_args(["--image-size", "32", "24"]).image_size == [32, 24]
     defaults = parser.parse_args([])
     assert (defaults.size, defaults.path, defaults.split, defaults.shuffle) == (
         None,
