@@ -247,7 +247,7 @@ def test_train_uses_and_records_the_papers_optimizer(paper_model, tmp_path, fmni
     assert summary["optimizer"] == "adam" and summary["optimizer_choice"] == run["optimizer"]
     model = tf.keras.models.load_model(tmp_path / "model.keras")
     # Adam on latent weights: the kernels got the BinaryConnect clip and are not ±1.
-    assert type(model.get_layer("conv2").kernel_constraint).__name__ == "WeightClip"
+    assert isinstance(model.get_layer("conv2").kernel_constraint, lq.constraints.WeightClip)
     assert set(abs(model.get_layer("conv2").kernel.numpy()).ravel().tolist()) != {1.0}
     assert run["optimizer"]["config"]["learning_rate"] == 2e-3
 
