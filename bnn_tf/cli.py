@@ -2,6 +2,10 @@
 
 Human-readable output by default; `--json` prints one JSON document instead.
 Bad input exits with status 2 and a one-line error that names the fix.
+
+The subcommands are the rows of `COMMANDS`; `bnn-tf train`'s flags are the
+fields of `bnn_tf.training.TrainConfig` (`add_dataclass_flags`), so a new
+training option is a new field, not new CLI code.
 """
 
 from __future__ import annotations
@@ -108,7 +112,8 @@ def _train_config(args: argparse.Namespace):
     """The `TrainConfig` from parsed `train` arguments (one attribute per field)."""
     from bnn_tf.training import TrainConfig
 
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    given = {f.name for f in dataclasses.fields(TrainConfig)} & set(vars(args))
+    return TrainConfig(**{name: getattr(args, name) for name in given})
 
 
 def cmd_train(args: argparse.Namespace, out: Output) -> int:
