@@ -2,7 +2,7 @@
 
 A short, equal-budget probe used to choose the layout of the 60-minute run
 (docs/recu.md): `recu_resnet20` at twice the width (32/64/128), trained
-through `bnn_tf.training.train` (Bop with γ cosine-decayed to 0 + Adam,
+through `bnn_tf.experiment.train` (Bop with γ cosine-decayed to 0 + Adam,
 τ schedule, XLA-compiled steps) for 2 epochs on the first 20 000 training
 images, one seed, test accuracy on all 10 000 test images after each epoch.
 Variants:
@@ -32,7 +32,7 @@ import harness
 import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
-from bnn_tf import training
+from bnn_tf import experiment, training
 
 BENCHMARK = harness.Benchmark(
     name="recu_resolution",
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             jit_compile=True,
         )
         run = Path(args.runs_dir) / name
-        summary = training.train(config, run, splits=splits, verbose=2)
+        summary = experiment.train(config, run, splits=splits, verbose=2)
         history = json.loads((run / training.HISTORY_FILE).read_text())
         rows.append(
             {

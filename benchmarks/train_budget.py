@@ -1,6 +1,6 @@
 """Benchmark: train a zoo model on full Fashion-MNIST the way a user would, and check an accuracy goal.
 
-Runs `bnn_tf.training.train` (what `bnn-tf train` runs: Bop for binary
+Runs `bnn_tf.experiment.train` (what `bnn-tf train` runs: Bop for binary
 kernels, Adam with a cosine learning rate for the rest, ReCU's τ schedule
 when the model has ReCU layers, a checkpoint per epoch) and records test
 accuracy, wall time per epoch and the machine. The run folder is reused:
@@ -31,7 +31,7 @@ import harness
 import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
-from bnn_tf import training
+from bnn_tf import experiment, training
 
 BENCHMARK = harness.Benchmark(
     name="train_budget",
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     config = training.TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
     record = harness.Recorder(BENCHMARK, argv, args.results_dir)
     splits = harness.fashion_mnist(limit_test=args.limit_test)
-    summary = training.train(config, args.run_dir, splits=splits, verbose=2)
+    summary = experiment.train(config, args.run_dir, splits=splits, verbose=2)
     run = Path(args.run_dir)
     history = json.loads((run / training.HISTORY_FILE).read_text())
     train_seconds = sum(r["seconds"] for r in history)

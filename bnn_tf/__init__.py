@@ -5,7 +5,10 @@ Importing `bnn_tf` selects the legacy tf_keras (Keras 2) for `tf.keras`
 `tf.keras.models.load_model("model.keras")` works without `custom_objects`.
 """
 
-from bnn_tf._keras_env import KerasVersionError, ensure_legacy_keras
+# Before the imports below: modules that record the version (run.json) read it at import.
+__version__ = "0.1.0"
+
+from bnn_tf._keras_env import KerasVersionError, ensure_legacy_keras  # noqa: E402
 
 ensure_legacy_keras()
 
@@ -25,7 +28,5 @@ for _name in methods.MODULES:
     globals()[_name] = getattr(methods, _name)
 
 from bnn_tf.errors import BnnTfError  # noqa: E402
-
-__version__ = "0.1.0"
 
 __all__ = ["BnnTfError", "KerasVersionError", "__version__", "data", "optimizers"]

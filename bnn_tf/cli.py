@@ -2,15 +2,23 @@
 
 Human-readable output by default; `--json` prints one JSON document instead.
 Bad input exits with status 2 and a one-line error that names the fix.
+
+The subcommands are the rows of `COMMANDS`; `bnn-tf train`'s flags are the
+fields of `bnn_tf.training.TrainConfig` (`add_dataclass_flags`), so a new
+training option is a new field, not new CLI code.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+import types
+import typing
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +55,11 @@ class Output:
 
 
 def cmd_models(args: argparse.Namespace, out: Output) -> int:
+    from bnn_tf import experiment
     from bnn_tf import models as zoo
 
     rows = [zoo.info(name) for name in zoo.available()]
+    trainings = {m.name: experiment.default_training(m.name) for m in rows}
     obj = {
         "models": [
             {
@@ -59,17 +69,27 @@ def cmd_models(args: argparse.Namespace, out: Output) -> int:
                 "lce_binary_kernels": m.lce_binary,
                 "default_input_shape": list(m.default_input_shape),
                 "float_twin": m.float_twin,
+                "default_training": trainings[m.name].to_dict(),
             }
             for m in rows
         ]
     }
     width = max(len(m.name) for m in rows)
-    lines = [f"{'model':<{width}}  LCE binary  input        description"]
+    train_width = max(len(t.describe()) for t in trainings.values())
+    lines = [
+        f"{'model':<{width}}  LCE binary  input        {'default training':<{train_width}}  "
+        "description"
+    ]
     for m in rows:
         shape = "×".join(map(str, m.default_input_shape))
         lines.append(
-            f"{m.name:<{width}}  {'yes' if m.lce_binary else 'no':<10}  {shape:<11}  {m.description}"
+            f"{m.name:<{width}}  {'yes' if m.lce_binary else 'no':<10}  {shape:<11}  "
+            f"{trainings[m.name].describe():<{train_width}}  {m.description}"
         )
+    lines.append(
+        "\ndefault training: what `bnn-tf train MODEL` uses without --optimizer "
+        "(paper: the model's paper; library: Bop + Adam); --json says why"
+    )
     out.result(obj, "\n".join(lines))
     return 0
 
@@ -89,33 +109,21 @@ def _json_object(text: str) -> dict:
 
 
 def _train_config(args: argparse.Namespace):
+    """The `TrainConfig` from parsed `train` arguments (one attribute per field)."""
     from bnn_tf.training import TrainConfig
 
-    return TrainConfig(
-        model=args.model,
-        dataset=args.dataset,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        limit_train=args.limit_train,
-        augment=args.augment,
-        seed=args.seed,
-        bop_threshold=args.bop_threshold,
-        bop_gamma=args.bop_gamma,
-        learning_rate=args.learning_rate,
-        optimizer=args.optimizer,
-        recipe=args.recipe,
-        model_kwargs=args.model_kwargs,
-        bop_gamma_schedule=args.bop_gamma_schedule,
-        jit_compile=args.jit_compile,
-    )
+    given = {f.name for f in dataclasses.fields(TrainConfig)} & set(vars(args))
+    return TrainConfig(**{name: getattr(args, name) for name in given})
 
 
 def cmd_train(args: argparse.Namespace, out: Output) -> int:
-    from bnn_tf import training
+    from bnn_tf import experiment
 
     config = _train_config(args)
     verbose: Any = 0 if args.json else "auto"
-    summary = training.train(config, args.out, data_dir=args.data_dir, verbose=verbose, log=out.say)
+    summary = experiment.train(
+        config, args.out, data_dir=args.data_dir, verbose=verbose, log=out.say
+    )
     human = (
         f"test accuracy: {summary['test_accuracy']:.4f} after {summary['epochs']} epochs "
         f"({summary['seconds_total']:.0f} s of training)\n"
@@ -289,112 +297,135 @@ def _add_json(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data(p: argparse.ArgumentParser, *, limit: bool) -> None:
+    from bnn_tf import data
+
     p.add_argument(
-        "--dataset", default="fashion_mnist", choices=["fashion_mnist", "mnist"],
+        "--dataset", default="fashion_mnist", choices=data.available(),
         help="data set (default: fashion_mnist)",
     )  # fmt: skip
+    _add_data_dir(p)
+    if limit:
+        p.add_argument("--limit", type=int, default=None, help="use only the first N test images")
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir", default=None,
         help="folder with the four IDX files; default: $BNN_TF_DATA_DIR, then the Debian "
         "package folder, then the Keras cache/download",
     )  # fmt: skip
-    if limit:
-        p.add_argument("--limit", type=int, default=None, help="use only the first N test images")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from bnn_tf.optimizers import BopAdamConfig
-    from bnn_tf.recipes import RECIPES
-    from bnn_tf.training import GAMMA_SCHEDULES
+class _TupleAction(argparse.Action):
+    # nargs gives a list; a tuple keeps the value equal to what the dataclass holds.
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, tuple(values))
 
-    parser = argparse.ArgumentParser(
-        prog="bnn-tf",
-        description="Train binarized neural networks in Keras and ship them as LCE TFLite models.",
-        epilog="Example: bnn-tf demo --out runs/demo   (train → convert → verify → bench)",
-    )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("models", help="list the model zoo", description="List the model zoo.")
+def _flag_type(hint: Any) -> tuple[Any, Any, tuple | None, type]:
+    """(element type, nargs, Literal choices, container) for a type hint; `X | None` is X."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        # `str | os.PathLike[str]` and the like: the CLI passes the path as text.
+        hint = args[0] if len(args) == 1 else str
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        values = typing.get_args(hint)
+        return type(values[0]), None, values, tuple
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return args[0], "+", None, tuple
+        return (args[0] if args else str), len(args) or "+", None, tuple
+    if origin in (list, Sequence) or hint is list:
+        args = typing.get_args(hint)
+        return (args[0] if args else str), "+", None, list
+    if origin is dict or hint is dict:
+        return dict, None, None, tuple
+    if hint in (Path, os.PathLike) or origin is os.PathLike:
+        return str, None, None, tuple
+    return hint, None, None, tuple
+
+
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    *,
+    choices: dict[str, Any] | None = None,
+) -> list[str]:
+    """One argument per field of dataclass `cls`: `--batch-size` for `batch_size`.
+
+    Read from each field: its type (`int`, `float`, `str`, `bool` → a switch,
+    `dict` → a JSON object, `tuple[int, int]` → two values, `X | None` → X,
+    `Literal[...]` → choices), its default, and `metadata`: `help` (required),
+    optional `flag` (another option name), `choices` (a sequence, or a callable
+    returning one), `nargs`, `type`, `metavar`, `positional` (an argument
+    without `--`) and `cli` (False: no flag). Several values (`nargs`) arrive
+    as the field's container (a tuple, or a list for `list[...]` fields). `choices` given here win for fields whose
+    allowed values live above the dataclass's module (e.g. recipe names).
+
+    Returns:
+        The field names added (each parsed value is `args.<field name>`).
+    """
+    hints = typing.get_type_hints(cls)
+    added = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if meta.get("cli", True) is False:
+            continue
+        if "help" not in meta:
+            raise TypeError(f"{cls.__name__}.{f.name}: give it metadata={{'help': ...}}")
+        kind, nargs, literal, container = _flag_type(hints[f.name])
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        allowed = (choices or {}).get(f.name, meta.get("choices", literal))
+        if callable(allowed):
+            allowed = allowed()
+        text = meta["help"]
+        if default not in (None, False, {}, (), []) and "default" not in text:
+            shown = f"{default:g}" if isinstance(default, float) else default
+            text += f" (default {shown})"
+        kwargs: dict[str, Any] = {"help": text}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction if default else "store_true"
+        else:
+            kwargs["type"] = meta.get("type", _json_object if kind is dict else kind)
+            nargs = meta.get("nargs", nargs)
+            if nargs is not None:
+                kwargs.update(nargs=nargs, action=_TupleAction if container is tuple else "store")
+            if allowed is not None:
+                kwargs["choices"] = list(allowed)
+            for key in ("metavar",):
+                if key in meta:
+                    kwargs[key] = meta[key]
+        if meta.get("positional"):
+            parser.add_argument(f.name, **kwargs)
+        else:
+            flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+            parser.add_argument(flag, dest=f.name, default=default, **kwargs)
+        added.append(f.name)
+    return added
+
+
+def _args_models(p: argparse.ArgumentParser) -> None:
     _add_json(p)
-    p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser(
-        "train", help="train a zoo model",
-        description="Train a zoo model with Bop (binary kernels) + Adam (everything else). "
-        "Writes OUT/model.keras, OUT/history.json and OUT/curves.png; checkpoints every "
-        "epoch and resumes when OUT holds an unfinished run.",
-    )  # fmt: skip
-    p.add_argument("model", help="zoo model name (see `bnn-tf models`)")
-    _add_data(p, limit=False)
-    p.add_argument(
-        "--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})"
-    )
-    p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
-    p.add_argument("--limit-train", type=int, default=None, help="train on the first N images only")
-    p.add_argument("--augment", action="store_true", help="random flips and 2-pixel shifts")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument(
-        "--model-kwargs",
-        type=_json_object,
-        default={},
-        metavar="JSON",
-        help="options of the model factory, e.g. '{\"width_multiplier\": 2}' (default: none)",
-    )
-    p.add_argument(
-        "--bop-threshold",
-        type=float,
-        default=BopAdamConfig.threshold,
-        help=f"Bop flip threshold τ (default {BopAdamConfig.threshold:g})",
-    )
-    p.add_argument(
-        "--bop-gamma",
-        type=float,
-        default=BopAdamConfig.gamma,
-        help=f"Bop adaptivity rate γ (default {BopAdamConfig.gamma:g})",
-    )
-    p.add_argument(
-        "--bop-gamma-schedule",
-        choices=GAMMA_SCHEDULES,
-        default="constant",
-        help="Bop's γ over the run: constant (default), or linear/cosine decay to 0 so the "
-        "binary weights stop flipping by the last epoch",
-    )
-    p.add_argument(
-        "--learning-rate",
-        type=float,
-        default=BopAdamConfig.learning_rate,
-        help=f"Adam learning rate for non-binary weights, cosine-decayed (default {BopAdamConfig.learning_rate:g})",
-    )
-    p.add_argument(
-        "--optimizer",
-        default=None,
-        choices=["bop", "bop2", "adam"],
-        help="binary kernels: bop (default), bop2 (Bop2ndOrder) or adam (latent weights "
-        "with weight_clip); everything else always uses Adam",
-    )
-    p.add_argument(
-        "--recipe",
-        default=None,
-        choices=list(RECIPES),
-        help="staged training recipe (see docs/training.md); default: plain single-stage training",
-    )
-    p.add_argument(
-        "--jit-compile",
-        action="store_true",
-        help="compile the training step with XLA: the same function, faster or slower "
-        "depending on the model (time one epoch first; docs/training.md); not with --recipe",
-    )
+
+def _args_train(p: argparse.ArgumentParser) -> None:
+    from bnn_tf.recipes import RECIPES
+    from bnn_tf.training import TrainConfig
+
+    add_dataclass_flags(p, TrainConfig, choices={"recipe": list(RECIPES)})
+    _add_data_dir(p)
     p.add_argument("--out", required=True, help="output folder")
     _add_json(p)
-    p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser(
-        "convert", help="convert a .keras model to an LCE .tflite",
-        description="Convert a Keras model to TFLite with larq-compute-engine and print which layers "
-        "run on binary kernels (per-layer table; --json for JSON). --portable also writes a "
-        "stock-TFLite model for devices without LCE.",
-    )  # fmt: skip
+
+def _args_convert(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_file", help="a .keras (or .h5) model")
     p.add_argument("-o", "--output", required=True, help="the .tflite to write")
     p.add_argument(
@@ -427,13 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data(p, limit=True)
     _add_json(p)
-    p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser(
-        "verify", help="compare Keras and TFLite predictions on test images",
-        description="Run the Keras model and the .tflite (LCE interpreter) on real test images; "
-        "report top-1 agreement, both accuracies and the largest logit difference.",
-    )  # fmt: skip
+
+def _args_verify(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_file", help="the .keras model")
     p.add_argument("tflite_file", help="the .tflite converted from it")
     _add_data(p, limit=True)
@@ -445,13 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 if top-1 agreement is below this fraction (e.g. 0.999)",
     )
     _add_json(p)
-    p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser(
-        "bench", help="latency and size of a .tflite",
-        description="Median latency (batch 1, LCE interpreter with indirect BGEMM) and file size. "
-        "x86_64 numbers compare models on this machine; they are not ARM numbers.",
-    )  # fmt: skip
+
+def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("tflite_file", help="the .tflite to time")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
     p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
@@ -460,15 +483,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--compare", default=None, help="another .tflite (e.g. the float twin) to compare with"
     )
     _add_json(p)
-    p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser(
-        "deploy", help="write a Raspberry Pi or Android bundle",
-        description="Write a folder with the LCE .tflite, metadata.json (input shape and "
-        "normalisation, class names, runtime, conversion report), labels.txt, sample test "
-        "images with expected predictions, a README with the steps on the device, and for "
-        "--target rpi a C++ runner (CMake). See docs/deploy.md.",
-    )  # fmt: skip
+
+def _args_deploy(p: argparse.ArgumentParser) -> None:
+    from bnn_tf import data
+
     p.add_argument("model_file", help="the trained .keras model")
     p.add_argument("--target", required=True, choices=["rpi", "android"], help="device")
     p.add_argument("-o", "--output", required=True, help="bundle folder (new or empty)")
@@ -476,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dataset",
         default=None,
-        choices=["fashion_mnist", "mnist"],
+        choices=data.available(),
         help="training data set (class names, samples); default: run.json next to "
         "the model, else fashion_mnist",
     )
@@ -492,14 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="folder with the data set's IDX files")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
     _add_json(p)
-    p.set_defaults(func=cmd_deploy)
 
-    p = sub.add_parser(
-        "demo", help="train → convert → verify → bench on Fashion-MNIST",
-        description="The main job: train the small BNN on Fashion-MNIST, convert it with LCE, "
-        "verify it on the full test set, benchmark it against its float twin, and write "
-        "OUT/report.md and OUT/report.json. Rerunning resumes an interrupted training.",
-    )  # fmt: skip
+
+def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument(
         "--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})"
@@ -512,7 +526,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=100, help="timed benchmark runs (default 100)")
     p.add_argument("--check", action="store_true", help="exit 1 if a goal in the report is missed")
     _add_json(p)
-    p.set_defaults(func=cmd_demo)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `bnn-tf` subcommand: adding a command is adding a row to `COMMANDS`."""
+
+    name: str
+    run: Callable[[argparse.Namespace, Output], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    help: str
+    description: str
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("models", cmd_models, _args_models, "list the model zoo",
+            "List the model zoo, with the training each model gets by default."),
+    Command("train", cmd_train, _args_train, "train a zoo model",
+            "Train a zoo model: binary kernels with the model's paper optimizer (default: Bop), "
+            "everything else with Adam. Writes OUT/model.keras, OUT/history.json and "
+            "OUT/curves.png; checkpoints every epoch and resumes when OUT holds an unfinished run."),
+    Command("convert", cmd_convert, _args_convert, "convert a .keras model to an LCE .tflite",
+            "Convert a Keras model to TFLite with larq-compute-engine and print which layers "
+            "run on binary kernels (per-layer table; --json for JSON). --portable also writes a "
+            "stock-TFLite model for devices without LCE."),
+    Command("verify", cmd_verify, _args_verify, "compare Keras and TFLite predictions on test images",
+            "Run the Keras model and the .tflite (LCE interpreter) on real test images; "
+            "report top-1 agreement, both accuracies and the largest logit difference."),
+    Command("bench", cmd_bench, _args_bench, "latency and size of a .tflite",
+            "Median latency (batch 1, LCE interpreter with indirect BGEMM) and file size. "
+            "x86_64 numbers compare models on this machine; they are not ARM numbers."),
+    Command("deploy", cmd_deploy, _args_deploy, "write a Raspberry Pi or Android bundle",
+            "Write a folder with the LCE .tflite, metadata.json (input shape and "
+            "normalisation, class names, runtime, conversion report), labels.txt, sample test "
+            "images with expected predictions, a README with the steps on the device, and for "
+            "--target rpi a C++ runner (CMake). See docs/deploy.md."),
+    Command("demo", cmd_demo, _args_demo, "train → convert → verify → bench on Fashion-MNIST",
+            "The main job: train the small BNN on Fashion-MNIST, convert it with LCE, "
+            "verify it on the full test set, benchmark it against its float twin, and write "
+            "OUT/report.md and OUT/report.json. Rerunning resumes an interrupted training."),
+)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bnn-tf",
+        description="Train binarized neural networks in Keras and ship them as LCE TFLite models.",
+        epilog="Example: bnn-tf demo --out runs/demo   (train → convert → verify → bench)",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.help, description=command.description)
+        command.add_arguments(p)
+        p.set_defaults(func=command.run)
     return parser
 
 

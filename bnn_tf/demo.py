@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bnn_tf import atomic, data, training
+from bnn_tf import atomic, data, experiment, training
 
 DEMO_MODEL = "bnn_small"
 GOALS = {"test_accuracy": 0.88, "top1_agreement": 0.999}
@@ -44,7 +44,7 @@ def run(
 
     log(f"[1/4] train {DEMO_MODEL} for {epochs} epochs → {out}")
     config = training.TrainConfig(model=DEMO_MODEL, epochs=epochs, limit_train=limit_train)
-    summary = training.train(config, out, splits=splits, verbose=verbose, log=log)
+    summary = experiment.train(config, out, splits=splits, verbose=verbose, log=log)
 
     log("[2/4] convert with larq-compute-engine")
     model = converters.load_keras_model(out / training.MODEL_FILE)

@@ -22,7 +22,7 @@ L2; a binary kernel that Bop does not claim).
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import larq as lq
@@ -286,10 +286,23 @@ class OptimizerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> OptimizerConfig:
+        """From `to_dict()`'s form; a schedule may also be a dict or just its kind ("cosine").
+
+        Raises:
+            ConfigError: a key that is not a field.
+        """
         d = dict(d)
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(
+                f"OptimizerConfig has no field {', '.join(map(repr, unknown))}. Fix: use "
+                f"{', '.join(f.name for f in fields(cls))}."
+            )
         for key in ("lr_schedule", "gamma_schedule", "threshold_schedule"):
             if isinstance(d.get(key), dict):
                 d[key] = ScheduleConfig(**d[key])
+            elif isinstance(d.get(key), str):
+                d[key] = ScheduleConfig(d[key])
         return cls(**d)
 
 

@@ -1,8 +1,11 @@
 """Training recipes from the BNN literature: stages, distillation, delayed clipping.
 
 A recipe is data (`Recipe`: its stages, optimizer and optional distillation)
-plus one function that runs it (`run`, or `train` for a zoo model from a
-`TrainConfig`). Named recipes (`RECIPES`, `bnn-tf train MODEL --recipe NAME`):
+plus one function that runs it on any model (`run`). A zoo model from a
+`TrainConfig` goes through `bnn_tf.experiment.train`, which runs a recipe
+(a plain run is the one-stage recipe, trained in the run folder itself).
+This module never imports the zoo. Named recipes (`RECIPES`,
+`bnn-tf train MODEL --recipe NAME`):
 
 - `single_stage`: the model as built, trained end to end (Bop + Adam).
 - `two_stage` (Real-to-Binary, Martinez et al. ICLR 2020; EBN, Bulat et al.
@@ -10,12 +13,11 @@ plus one function that runs it (`run`, or `train` for a zoo model from a
   fully binary (Bop + Adam) initialised from stage 1. Kernels enter stage 2
   as sign(w) of the stage-1 weights.
 - `two_stage_kd`: `two_stage` with logit knowledge distillation from a float
-  teacher (Hinton et al. 2015):
+  teacher (Hinton et al. 2015; `bnn_tf.distill`):
   `L = (1 − α)·CE(y, s) + α·T²·KL(softmax(t/T) ‖ softmax(s/T))`.
 - `two_stage_kd_at`: plus attention transfer (Zagoruyko & Komodakis 2017;
   Real-to-Binary) at the last layer of each spatial resolution shared by
-  teacher and student: `β·Σ_l mean((q_s − q_t)²)`, `q = a/‖a‖₂`,
-  `a = mean_c(x²)` flattened.
+  teacher and student (`bnn_tf.distill.matching_layers`).
 - `delayed_clipping` (Alizadeh et al., "An Empirical Study of Binary Neural
   Networks' Optimisation", ICLR 2019): Adam on latent weights; stage 1 without
   gradient clipping in the STE and without weight clipping, stage 2 with both
@@ -41,9 +43,13 @@ from typing import Any
 
 import tensorflow as tf
 
-from bnn_tf import atomic, data, optimizers, training
+from bnn_tf import atomic, optimizers, training
 from bnn_tf import callbacks as bnn_callbacks
+
+# Kept importable from here (they lived here before bnn_tf.distill) for one release.
+from bnn_tf.distill import Distiller, attention_map, kd_loss, matching_layers  # noqa: E402,F401
 from bnn_tf.errors import ConfigError
+from bnn_tf.plotting import plot_history
 
 STAGE_FILE = "stage.json"
 KEEP, ON, OFF = "keep", "on", "off"
@@ -207,9 +213,18 @@ def _with_clip(quantizer: Any, clip: str, value: float) -> Any:
 def stage_model(model: tf.keras.Model, stage: StageConfig) -> tf.keras.Model:
     """A copy of `model` re-configured for `stage` (same variables, fresh values).
 
+    A stage that changes nothing (binary weights, clips and BN kept) returns `model` itself.
+
     Works on layers configured with larq's `kernel_quantizer` / `input_quantizer`
     (and BatchNormalization); other layers are copied as they are.
     """
+
+    if (
+        stage.binary_weights
+        and stage.bn_momentum is None
+        and KEEP == stage.gradient_clip == stage.weight_clip
+    ):
+        return model  # nothing to re-configure: the model as built (a plain run trains it)
 
     def clone(layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer:
         config = layer.get_config()
@@ -241,110 +256,6 @@ def stage_model(model: tf.keras.Model, stage: StageConfig) -> tf.keras.Model:
     return new
 
 
-# ------------------------------------------------------------- distillation
-
-
-def attention_map(x: tf.Tensor) -> tf.Tensor:
-    """`a = mean_c(x²)` flattened and L2-normalised per sample (Zagoruyko & Komodakis)."""
-    a = tf.reshape(tf.reduce_mean(tf.square(x), axis=-1), (tf.shape(x)[0], -1))
-    return tf.math.l2_normalize(a, axis=1)
-
-
-def kd_loss(student_logits: tf.Tensor, teacher_logits: tf.Tensor, temperature: float) -> tf.Tensor:
-    """`T² · KL(softmax(t/T) ‖ softmax(s/T))`, mean over the batch."""
-    t = tf.nn.softmax(teacher_logits / temperature)
-    log_s = tf.nn.log_softmax(student_logits / temperature)
-    log_t = tf.nn.log_softmax(teacher_logits / temperature)
-    return temperature**2 * tf.reduce_mean(tf.reduce_sum(t * (log_t - log_s), axis=-1))
-
-
-def matching_layers(student: tf.keras.Model, teacher: tf.keras.Model) -> list[str]:
-    """Last BatchNormalization of each spatial size present by name in both models."""
-    names: dict[tuple, str] = {}
-    teacher_names = {layer.name for layer in teacher.layers}
-    for layer in student.layers:
-        shape = layer.output.shape
-        if (
-            isinstance(layer, tf.keras.layers.BatchNormalization)
-            and layer.name in teacher_names
-            and len(shape) == 4
-            and teacher.get_layer(layer.name).output.shape[1:3] == shape[1:3]
-        ):
-            names[tuple(shape[1:3])] = layer.name
-    return list(names.values())
-
-
-@tf.keras.utils.register_keras_serializable(package="bnn_tf")
-class Distiller(tf.keras.Model):
-    """Train `student` against labels and a frozen `teacher` (logit KD + optional attention).
-
-    Only the student's variables are trained; `predict`/`evaluate` run the
-    student. Save `distiller.student`, not the distiller.
-    """
-
-    def __init__(
-        self,
-        student: tf.keras.Model,
-        teacher: tf.keras.Model,
-        *,
-        temperature: float = 4.0,
-        alpha: float = 0.9,
-        attention_layers: Sequence[str] = (),
-        attention_weight: float = 1e3,
-        **kwargs: Any,
-    ):
-        super().__init__(**kwargs)
-        self.student, self.teacher = student, teacher
-        self.teacher.trainable = False
-        self.temperature, self.alpha = temperature, alpha
-        self.attention_layers, self.attention_weight = tuple(attention_layers), attention_weight
-        self._s = tf.keras.Model(
-            student.inputs,
-            [student.output, *(student.get_layer(n).output for n in attention_layers)],
-        )
-        self._t = tf.keras.Model(
-            teacher.inputs,
-            [teacher.output, *(teacher.get_layer(n).output for n in attention_layers)],
-        )
-        self.kd_tracker = tf.keras.metrics.Mean("kd_loss")
-        self.at_tracker = tf.keras.metrics.Mean("at_loss")
-
-    def call(self, x, training=False):
-        return self.student(x, training=training)
-
-    @property
-    def metrics(self):
-        return [*super().metrics, self.kd_tracker, self.at_tracker]
-
-    def train_step(self, batch):
-        x, y = batch[:2]
-        t_out = self._t(x, training=False)
-        t_out = t_out if isinstance(t_out, list) else [t_out]
-        with tf.GradientTape() as tape:
-            s_out = self._s(x, training=True)
-            s_out = s_out if isinstance(s_out, list) else [s_out]
-            ce = self.compiled_loss(y, s_out[0], regularization_losses=self.student.losses)
-            kd = kd_loss(s_out[0], t_out[0], self.temperature)
-            at = tf.add_n(
-                [tf.constant(0.0)]
-                + [
-                    tf.reduce_mean(tf.square(attention_map(s) - attention_map(t)))
-                    for s, t in zip(s_out[1:], t_out[1:], strict=True)
-                ]
-            )
-            loss = (1 - self.alpha) * ce + self.alpha * kd + self.attention_weight * at
-        variables = self.student.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
-        self.compiled_metrics.update_state(y, s_out[0])
-        self.kd_tracker.update_state(kd)
-        self.at_tracker.update_state(at)
-        return {m.name: m.result() for m in self.metrics}
-
-    def get_config(self) -> dict:
-        # A Distiller is a training-time wrapper; it is never saved (save `.student`).
-        return {"name": self.name}
-
-
 # ------------------------------------------------------------------ running
 
 
@@ -374,11 +285,15 @@ def _train_stage(
     verbose: int | str,
     log: Callable[[str], None],
     extra_callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+    jit_compile: bool = False,
+    flat: bool = False,
 ) -> dict:
-    """Compile, fit (resumable) and save one stage; returns its stage.json record."""
-    optimizer = optimizers.make_optimizer(
-        optimizer_config, steps_per_epoch=steps_per_epoch, epochs=epochs
-    )
+    """Compile, fit (resumable) and save one stage; returns its stage record.
+
+    `flat`: the stage is the whole run and trains in the run folder itself
+    (no stage.json: the run's own files say whether it finished).
+    """
+    optimizer_config = training.optimizer_for_model(model, optimizer_config)
     trainee: tf.keras.Model = model
     if teacher is not None and kd is not None:
         layers = (
@@ -398,9 +313,17 @@ def _train_stage(
         log(
             f"  distilling from {teacher.name} (T={kd.temperature}, α={kd.alpha}, attention at {layers or 'none'})"
         )
-    training.compile_model(trainee, optimizer=optimizer)  # also warns about contradictory set-ups
+    training.compile_model(  # also warns about contradictory set-ups
+        trainee,
+        optimizer_config=optimizer_config,
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
+        jit_compile=jit_compile,
+    )
     done = training.resume_epoch(stage_dir)
-    if done:
+    if done and flat:
+        log(f"resuming: {done} of {epochs} epochs already done in {stage_dir}")
+    elif done:
         log(f"  resuming stage {name}: {done} of {epochs} epochs already done")
     start = time.perf_counter()
     records = training.fit(
@@ -412,9 +335,7 @@ def _train_stage(
         callbacks=[*bnn_callbacks.standard_callbacks(model, epochs), *extra_callbacks],
         verbose=verbose,
     )
-    backup = stage_dir / training.BACKUP_DIR
-    if backup.is_dir() and not any(backup.iterdir()):
-        backup.rmdir()
+    training.remove_empty_backup(stage_dir)
     atomic.write_with(stage_dir / training.MODEL_FILE, lambda tmp: model.save(tmp))
     record = {
         "stage": name,
@@ -424,7 +345,8 @@ def _train_stage(
         "seconds_total": round(sum(r.get("seconds", 0.0) for r in records), 1),
         "final": records[-1] if records else {},
     }
-    atomic.write_json(stage_dir / STAGE_FILE, record)
+    if not flat:
+        atomic.write_json(stage_dir / STAGE_FILE, record)
     return record
 
 
@@ -447,6 +369,8 @@ def run(
     verbose: int | str = "auto",
     log: Callable[[str], None] = print,
     callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+    jit_compile: bool = False,
+    flat: bool = False,
 ) -> tuple[tf.keras.Model, dict]:
     """Run `recipe` on the model from `build_model()` (the final, fully binary model).
 
@@ -462,16 +386,27 @@ def run(
         teacher: a float model, or a callable building an untrained one (trained
             here for `kd.teacher_epochs` with Adam); required when the recipe distils.
         callbacks: extra Keras callbacks for every student stage.
+        jit_compile: compile the training steps with XLA (`training.compile_model`).
+        flat: for a one-stage recipe without distillation: train in `out_dir`
+            itself (model.keras, history.json, backup/ at the top, no stage
+            folder), which is what `bnn-tf train` without `--recipe` writes.
+            The caller decides whether the run already finished.
 
     Returns:
         (the trained final model, the run record: stages, epochs, seconds).
     """
     recipe = get(recipe)
     recipe.validate()
+    if flat and (len(recipe.stages) != 1 or recipe.kd is not None):
+        raise ConfigError(
+            f"recipe {recipe.name}: flat=True trains one stage without a teacher in out_dir "
+            f"itself (got {len(recipe.stages)} stages{', distillation' if recipe.kd else ''}). "
+            "Fix: drop flat=True."
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = optimizer_config or optimizers.OptimizerConfig(name=recipe.optimizer)
-    if optimizer_config is not None and optimizer_config.name != recipe.optimizer:
+    if not flat and optimizer_config is not None and optimizer_config.name != recipe.optimizer:
         log(
             f"note: recipe {recipe.name} uses {recipe.optimizer}; the given optimizer {optimizer_config.name} wins"
         )
@@ -510,15 +445,17 @@ def run(
     counts = recipe.stage_epochs(epochs)
     previous: Path | None = None
     model: tf.keras.Model | None = None
-    for stage, n, sdir in zip(recipe.stages, counts, _stage_dirs(out, recipe), strict=True):
+    dirs = [out] if flat else _stage_dirs(out, recipe)
+    for stage, n, sdir in zip(recipe.stages, counts, dirs, strict=True):
         model = stage_model(build_model(), stage)
-        if (rec := _finished(sdir)) is not None:
+        if not flat and (rec := _finished(sdir)) is not None:
             log(f"stage {stage.name}: already finished in {sdir}")
             _load_weights_from(model, sdir / training.MODEL_FILE)
         else:
             if previous is not None:
                 _load_weights_from(model, previous)
-            log(f"stage {stage.name}: {n} epochs → {sdir}")
+            if not flat:
+                log(f"stage {stage.name}: {n} epochs → {sdir}")
             name = base.name if stage.binary_weights else "adam"
             rec = _train_stage(
                 model,
@@ -534,20 +471,20 @@ def run(
                 verbose=verbose,
                 log=log,
                 extra_callbacks=callbacks,
+                jit_compile=jit_compile,
+                flat=flat,
             )
         stage_records.append(rec)
         previous = sdir / training.MODEL_FILE
 
     assert model is not None
+    record = {"recipe": recipe.to_dict(), "stage_epochs": counts, "stages": stage_records}
+    if flat:  # the stage's own history.json and curves.png are the run's
+        return model, record
     history = _combined_history(out, recipe)
     atomic.write_json(out / training.HISTORY_FILE, history)
-    try:
-        from bnn_tf.plotting import plot_history
-
-        plot_history(history, out / training.CURVES_FILE, title=f"{model.name}: {recipe.name}")
-    except ImportError:  # matplotlib is optional for library users
-        pass
-    return model, {"recipe": recipe.to_dict(), "stage_epochs": counts, "stages": stage_records}
+    plot_history(history, out / training.CURVES_FILE, title=f"{model.name}: {recipe.name}")
+    return model, record
 
 
 def _combined_history(out: Path, recipe: Recipe) -> list[dict]:
@@ -568,123 +505,21 @@ def _combined_history(out: Path, recipe: Recipe) -> list[dict]:
     return records
 
 
-# -------------------------------------------------------------- zoo + CLI
+# Names that moved up to `bnn_tf.experiment` (issue 18), which imports the zoo;
+# a forward from here would import a higher floor.
+MOVED = {
+    "train": "bnn_tf.experiment.train",
+    "zoo_model_kwargs": "bnn_tf.experiment.zoo_model_kwargs",
+}
 
 
-def zoo_model_kwargs(model_name: str, optimizer: str, given: dict) -> dict:
-    """Model arguments implied by the optimizer: a weight clip only for latent-weight Adam.
-
-    Bop keeps binary weights at ±1 (no clip needed; `check_setup` warns about
-    one), while Adam on latent weights needs the BinaryConnect clip.
-    """
-    import inspect
-
-    from bnn_tf import models as zoo
-
-    kwargs = dict(given)
-    params = inspect.signature(zoo.info(model_name).factory).parameters
-    if "kernel_constraint" in params and "kernel_constraint" not in kwargs:
-        kwargs["kernel_constraint"] = "weight_clip" if optimizer == "adam" else None
-    return kwargs
+def __getattr__(name: str) -> Any:
+    if name in MOVED:
+        raise AttributeError(
+            f"bnn_tf.recipes.{name} moved to {MOVED[name]} (same arguments). "
+            f"Fix: `from bnn_tf import experiment; experiment.{name}(...)`."
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def train(
-    config: training.TrainConfig,
-    out_dir: str | os.PathLike[str],
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-    splits: data.Splits | None = None,
-    verbose: int | str = "auto",
-    log: Callable[[str], None] = print,
-) -> dict:
-    """`bnn_tf.training.train` with `config.recipe`: build, run the recipe, evaluate, save.
-
-    Writes the same files as `training.train` (model.keras, history.json,
-    curves.png, run.json, train_summary.json) plus one folder per stage.
-    """
-    from bnn_tf import models as zoo
-
-    recipe = get(config.recipe or "single_stage")
-    out, finished = training.open_run(config, out_dir, log=log)
-    if finished is not None:
-        return finished
-    td = training.load_train_data(
-        config, data_dir=data_dir, splits=splits, log=log, note=f"; recipe {recipe.name}"
-    )
-    splits = td.splits
-    opt_name = config.optimizer or recipe.optimizer
-    opt = config.optimizer_config(opt_name)
-    kwargs = zoo_model_kwargs(config.model, opt_name, config.model_kwargs)
-    shape = {"input_shape": splits.input_shape, "num_classes": splits.num_classes}
-    seed = [config.seed]
-
-    def build() -> tf.keras.Model:
-        # Same seed for every stage: a resumed run rebuilds the same initial model.
-        tf.keras.utils.set_random_seed(seed[0])
-        return zoo.build(config.model, **shape, **kwargs)
-
-    teacher = None
-    if recipe.kd is not None:
-        twin = zoo.info(config.model).float_twin
-        if twin is None:
-            raise ConfigError(
-                f"recipe {recipe.name} needs a float teacher but {config.model} has no float twin in the zoo."
-            )
-        twin_kwargs = {k: v for k, v in kwargs.items() if k != "kernel_constraint"}
-        teacher = lambda: zoo.build(twin, **shape, **twin_kwargs)  # noqa: E731
-    training.write_run_file(out, config, splits)
-    start = time.perf_counter()
-    model, record = run(
-        recipe,
-        build,
-        td.train,
-        epochs=config.epochs,
-        out_dir=out,
-        steps_per_epoch=td.steps_per_epoch,
-        test_data=td.test,
-        optimizer_config=opt,
-        teacher=teacher,
-        verbose=verbose,
-        log=log,
-    )
-    model.compile(loss=training.loss_fn(), metrics=["accuracy"])
-    _, test_acc = model.evaluate(td.test, verbose=0)
-    atomic.write_with(out / training.MODEL_FILE, lambda tmp: model.save(tmp))
-    summary = {
-        "model": config.model,
-        "dataset": splits.name,
-        "data_source": splits.source,
-        "recipe": recipe.name,
-        "optimizer": opt_name,
-        "epochs": config.epochs,
-        "stage_epochs": record["stage_epochs"],
-        "test_accuracy": float(test_acc),
-        "train_images": td.train_images,
-        "seconds_this_run": round(time.perf_counter() - start, 1),
-        "seconds_total": round(sum(s.get("seconds_total", 0.0) for s in record["stages"]), 1),
-        "stages": record["stages"],
-        "files": {
-            "model": str(out / training.MODEL_FILE),
-            "history": str(out / training.HISTORY_FILE),
-            "curves": str(out / training.CURVES_FILE),
-        },
-    }
-    atomic.write_json(out / training.SUMMARY_FILE, summary)
-    return summary
-
-
-__all__ = [
-    "RECIPES",
-    "Distiller",
-    "KDConfig",
-    "Recipe",
-    "StageConfig",
-    "attention_map",
-    "get",
-    "kd_loss",
-    "matching_layers",
-    "run",
-    "stage_model",
-    "train",
-    "zoo_model_kwargs",
-]
+__all__ = ["RECIPES", "KDConfig", "Recipe", "StageConfig", "get", "run", "stage_model"]

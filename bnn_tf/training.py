@@ -1,7 +1,9 @@
-"""Training loop: Bop + Adam, per-epoch checkpoints, resume, history and plot.
+"""Training, the plain part: compile, fit with per-epoch checkpoints, resume, history.
 
-`train(config, out_dir)` is what `bnn-tf train` runs; `fit(model, ...)` is
-the reusable part for your own models. Both leave in `out_dir`:
+`fit(model, ...)` is the reusable part for your own models; `compile_model`
+wires Bop + Adam. The one entry point for a zoo model from a `TrainConfig`
+(what `bnn-tf train` runs) is `bnn_tf.experiment.train`, which composes this
+module and `bnn_tf.recipes`. A run folder holds:
 
 - `model.keras`: the trained model (loadable after `import bnn_tf`);
 - `history.json`: one record per epoch (losses, accuracies, learning rate, seconds);
@@ -11,6 +13,8 @@ the reusable part for your own models. Both leave in `out_dir`:
 
 Re-running the same command after an interruption resumes from the last
 finished epoch, weights and optimizer state included (Keras' `BackupAndRestore`).
+
+This module never imports `bnn_tf.recipes` or the zoo (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -20,13 +24,13 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
-from bnn_tf import atomic, data, optimizers
+from bnn_tf import __version__, atomic, data, optimizers
 from bnn_tf.errors import ConfigError, ResumeMismatchError
 from bnn_tf.plotting import plot_history
 
@@ -62,7 +66,9 @@ def compile_model(
     On a 2-core CPU it ranged from 1.05× faster to 1.6× slower on our models
     (docs/training.md), so it is off by default.
     """
-    if optimizer is None and optimizer_config is None and _has_no_binary_kernels(model):
+    if optimizer is None and optimizer_config is not None:
+        optimizer_config = optimizer_for_model(model, optimizer_config)
+    if optimizer is None and optimizer_config is None and not has_binary_variables(model):
         # A float model (e.g. a float twin or teacher): Bop would claim nothing and
         # CaseOptimizer refuses that, so the latent-weight Adam trains everything.
         lr_kind = "cosine" if steps_per_epoch and epochs else "constant"
@@ -90,11 +96,27 @@ def compile_model(
     return model
 
 
-def _has_no_binary_kernels(model: tf.keras.Model) -> bool:
-    # Only decidable once the model has variables; an unbuilt model keeps Bop + Adam.
+def has_binary_variables(model: tf.keras.Model) -> bool:
+    """Whether Bop would claim any of `model`'s trainable variables (True if not yet built).
+
+    Only decidable once the model has variables; an unbuilt model keeps Bop + Adam.
+    """
     variables = model.trainable_variables if model.built else []
     is_binary = optimizers.Bop2ndOrder.is_binary_variable
-    return bool(variables) and not any(is_binary(v) for v in variables)
+    return not variables or any(is_binary(v) for v in variables)
+
+
+def optimizer_for_model(
+    model: tf.keras.Model, config: optimizers.OptimizerConfig
+) -> optimizers.OptimizerConfig:
+    """`config`, or Adam on everything if `model` has no binary kernels for Bop to flip.
+
+    A float model (a float twin, a teacher) under Bop would leave larq's
+    `CaseOptimizer` with nothing to claim, which it refuses.
+    """
+    if config.name != "adam" and not has_binary_variables(model):
+        return replace(config, name="adam")
+    return config
 
 
 class HistoryWriter(tf.keras.callbacks.Callback):
@@ -193,27 +215,95 @@ def resume_epoch(out_dir: str | os.PathLike[str]) -> int:
 GAMMA_SCHEDULES = ("constant", "linear", "cosine")
 
 
+def _help(text: str, **more: Any) -> dict[str, Any]:
+    """Field metadata read by the CLI (`bnn_tf.cli`): the flag's help and options."""
+    return {"help": text, **more}
+
+
 @dataclass
 class TrainConfig:
-    """Everything `bnn-tf train` needs; saved to `run.json` for resuming."""
+    """Everything `bnn-tf train` needs; saved to `run.json` for resuming.
 
-    model: str
-    dataset: str = "fashion_mnist"
-    epochs: int = 8
-    batch_size: int = 128
-    limit_train: int | None = None
-    augment: bool = False
-    seed: int = 0
-    bop_threshold: float = optimizers.BopAdamConfig.threshold
-    bop_gamma: float = optimizers.BopAdamConfig.gamma
-    learning_rate: float = optimizers.BopAdamConfig.learning_rate
-    model_kwargs: dict = field(default_factory=dict)
-    # None keeps run.json of older runs comparable (see _check_resume).
-    optimizer: str | None = None  # bop (default), bop2, adam
-    bop_gamma_schedule: str | None = None  # None/constant, linear or cosine (to 0 at the end)
-    recipe: str | None = None  # a name from bnn_tf.recipes.RECIPES
+    Each field is one `bnn-tf train` flag (`--batch-size` for `batch_size`):
+    the CLI builds its parser from these fields, their types, defaults and
+    `metadata` (`help`; optional `flag`, `choices` (a sequence or a
+    callable returning one), `nargs`, `metavar`, `positional`), so a new
+    field is a new flag with no CLI code.
+    """
+
+    model: str = field(metadata=_help("zoo model name (see `bnn-tf models`)", positional=True))
+    dataset: str = field(
+        default="fashion_mnist", metadata=_help("data set", choices=data.available)
+    )
+    epochs: int = field(default=8, metadata=_help("epochs"))
+    batch_size: int = field(default=128, metadata=_help("batch size"))
+    limit_train: int | None = field(
+        default=None, metadata=_help("train on the first N images only", metavar="N")
+    )
+    augment: bool = field(default=False, metadata=_help("random flips and 2-pixel shifts"))
+    seed: int = field(default=0, metadata=_help("random seed"))
+    bop_threshold: float = field(
+        default=optimizers.BopAdamConfig.threshold, metadata=_help("Bop flip threshold τ")
+    )
+    bop_gamma: float = field(
+        default=optimizers.BopAdamConfig.gamma, metadata=_help("Bop adaptivity rate γ")
+    )
+    learning_rate: float = field(
+        default=optimizers.BopAdamConfig.learning_rate,
+        metadata=_help("Adam learning rate for non-binary weights, cosine-decayed"),
+    )
+    model_kwargs: dict = field(
+        default_factory=dict,
+        metadata=_help(
+            "options of the model factory as a JSON object, e.g. "
+            "'{\"width_multiplier\": 2}' (default: none)",
+            metavar="JSON",
+        ),
+    )
+    # None keeps run.json of older runs comparable (see check_resume).
+    optimizer: str | None = field(
+        default=None,
+        metadata=_help(
+            "binary kernels: bop, bop2 (Bop2ndOrder) or adam (latent weights with "
+            "weight_clip); everything else always uses Adam. Default: the model's paper "
+            "training (`bnn-tf models` shows it), else bop",
+            choices=optimizers.OPTIMIZERS,
+        ),
+    )
+    bop_gamma_schedule: str | None = field(
+        default=None,
+        metadata=_help(
+            "Bop's γ over the run: constant (default), or linear/cosine decay to 0 so the "
+            "binary weights stop flipping by the last epoch",
+            choices=GAMMA_SCHEDULES,
+        ),
+    )
+    # The choices are `bnn_tf.recipes.RECIPES`, which sits above this module: the CLI fills them.
+    recipe: str | None = field(
+        default=None,
+        metadata=_help(
+            "staged training recipe (see docs/training.md); default: plain single-stage training"
+        ),
+    )
     # How the steps run (XLA or not), not a training setting: not compared on resume.
-    jit_compile: bool = False
+    jit_compile: bool = field(
+        default=False,
+        metadata=_help(
+            "compile the training step with XLA: the same function, faster or slower "
+            "depending on the model (time one epoch first; docs/training.md); not with --recipe"
+        ),
+    )
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Field name → default value (fields with a default only)."""
+        out: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.default is not MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not MISSING:
+                out[f.name] = f.default_factory()
+        return out
 
     def __post_init__(self) -> None:
         # "constant" is the default; stored as None so run.json files of older
@@ -263,7 +353,7 @@ _RESUMABLE_CHANGES = {"epochs"}
 _EXECUTION_ONLY = {"jit_compile"}
 
 
-def _check_resume(out: Path, config: TrainConfig) -> str:
+def check_resume(out: Path, config: TrainConfig) -> str:
     """Classify `out`: "fresh", "resume" (unfinished, same settings) or "finished".
 
     Raises:
@@ -273,7 +363,8 @@ def _check_resume(out: Path, config: TrainConfig) -> str:
     if not path.exists():
         return "fresh"
     previous = json.loads(path.read_text()).get("config", {})
-    current = config.to_dict()
+    # Through JSON, as run.json stores it: a tuple field compares equal to its saved list.
+    current = json.loads(json.dumps(config.to_dict()))
     finished = (out / SUMMARY_FILE).exists() and (out / MODEL_FILE).exists()
     ignored = _EXECUTION_ONLY | (set() if finished else _RESUMABLE_CHANGES)
     diffs = [
@@ -304,7 +395,7 @@ class TrainData:
 def open_run(
     config: TrainConfig, out_dir: str | os.PathLike[str], *, log: Callable[[str], None] = print
 ) -> tuple[Path, dict | None]:
-    """Validate `config` and classify `out_dir` (see `_check_resume`).
+    """Validate `config` and classify `out_dir` (see `check_resume`).
 
     Returns:
         The output folder, and the saved summary if it already holds this
@@ -313,7 +404,7 @@ def open_run(
     config.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if _check_resume(out, config) == "finished":
+    if check_resume(out, config) == "finished":
         log(f"{out} already holds this finished run; reusing it (choose another --out to retrain)")
         return out, json.loads((out / SUMMARY_FILE).read_text())
     return out, None
@@ -350,109 +441,46 @@ def load_train_data(
     )
 
 
-def write_run_file(out: Path, config: TrainConfig, splits: data.Splits) -> None:
-    """`run.json`: the settings a later run is compared with before resuming."""
+def write_run_file(
+    out: Path, config: TrainConfig, splits: data.Splits, *, extra: dict | None = None
+) -> None:
+    """`run.json`: the settings a later run is compared with before resuming.
+
+    `extra` adds keys (e.g. the optimizer the run resolved and why).
+    """
     atomic.write_json(
         out / RUN_FILE,
-        {"config": config.to_dict(), "data_source": splits.source, "bnn_tf_version": _version()},
-    )
-
-
-def train(
-    config: TrainConfig,
-    out_dir: str | os.PathLike[str],
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-    splits: data.Splits | None = None,
-    verbose: int | str = "auto",
-    log: Callable[[str], None] = print,
-) -> dict:
-    """Build the zoo model `config.model`, train it, evaluate it, save everything.
-
-    Returns:
-        A summary dict (also written to `out_dir/train_summary.json`) with the
-        test accuracy, epochs, wall time and the paths written.
-    """
-    from bnn_tf import models as zoo  # the zoo sits above training in the layer cake
-
-    if config.recipe is not None:
-        from bnn_tf import recipes  # recipes build on this module
-
-        return recipes.train(
-            config, out_dir, data_dir=data_dir, splits=splits, verbose=verbose, log=log
-        )
-    out, finished = open_run(config, out_dir, log=log)
-    if finished is not None:
-        return finished
-    td = load_train_data(config, data_dir=data_dir, splits=splits, log=log)
-    splits = td.splits
-
-    tf.keras.utils.set_random_seed(config.seed)
-    model_kwargs = config.model_kwargs
-    # Latent weights need the BinaryConnect clip; Bop-trained kernels must not have it.
-    if config.optimizer == "adam":
-        from bnn_tf.recipes import zoo_model_kwargs
-
-        model_kwargs = zoo_model_kwargs(config.model, "adam", model_kwargs)
-    model = zoo.build(
-        config.model,
-        input_shape=splits.input_shape,
-        num_classes=splits.num_classes,
-        **model_kwargs,
-    )
-    bop = optimizers.BopAdamConfig(
-        threshold=config.bop_threshold, gamma=config.bop_gamma, learning_rate=config.learning_rate
-    )
-    opt_config = None
-    if config.optimizer not in (None, "bop") or config.bop_gamma_schedule is not None:
-        opt_config = config.optimizer_config(config.optimizer or "bop")
-    compile_model(
-        model,
-        steps_per_epoch=td.steps_per_epoch,
-        epochs=config.epochs,
-        bop=bop,
-        optimizer_config=opt_config,
-        jit_compile=config.jit_compile,
-    )
-
-    done = resume_epoch(out)
-    if done:
-        log(f"resuming: {done} of {config.epochs} epochs already done in {out}")
-    write_run_file(out, config, splits)
-    start = time.perf_counter()
-    from bnn_tf.callbacks import standard_callbacks
-
-    records = fit(
-        model, td.train, epochs=config.epochs, out_dir=out, validation_data=td.test, verbose=verbose,
-        callbacks=standard_callbacks(model, config.epochs),
-    )  # fmt: skip
-    train_seconds = time.perf_counter() - start
-    backup = out / BACKUP_DIR
-    if backup.is_dir() and not any(backup.iterdir()):
-        backup.rmdir()  # BackupAndRestore empties it after a finished run
-
-    _, test_acc = model.evaluate(td.test, verbose=0)
-    atomic.write_with(out / MODEL_FILE, lambda tmp: model.save(tmp))
-    summary = {
-        "model": config.model,
-        "dataset": splits.name,
-        "data_source": splits.source,
-        "epochs": config.epochs,
-        "test_accuracy": float(test_acc),
-        "train_images": td.train_images,
-        "seconds_this_run": round(train_seconds, 1),
-        "seconds_total": round(sum(r.get("seconds", 0.0) for r in records), 1),
-        "files": {
-            "model": str(out / MODEL_FILE),
-            "history": str(out / HISTORY_FILE),
-            "curves": str(out / CURVES_FILE),
+        {
+            "config": config.to_dict(),
+            "data_source": splits.source,
+            "bnn_tf_version": __version__,
+            **(extra or {}),
         },
-    }
-    atomic.write_json(out / SUMMARY_FILE, summary)
-    return summary
+    )
 
 
-def _version() -> str:
-    from bnn_tf import __version__
+def read_run_file(out_dir: str | os.PathLike[str]) -> dict | None:
+    """The `run.json` in `out_dir`, or None if there is none."""
+    path = Path(out_dir) / RUN_FILE
+    return json.loads(path.read_text()) if path.exists() else None
 
-    return __version__
+
+def remove_empty_backup(out_dir: str | os.PathLike[str]) -> None:
+    """Delete `out_dir/backup` if a finished `fit` left it empty (BackupAndRestore does)."""
+    backup = Path(out_dir) / BACKUP_DIR
+    if backup.is_dir() and not any(backup.iterdir()):
+        backup.rmdir()
+
+
+# Names that moved up to `bnn_tf.experiment` (issue 18). A forward from here would
+# import a higher floor, so an old call gets an error naming the new place instead.
+MOVED = {"train": "bnn_tf.experiment.train"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in MOVED:
+        raise AttributeError(
+            f"bnn_tf.training.{name} moved to {MOVED[name]} (same arguments). "
+            f"Fix: `from bnn_tf import experiment; experiment.{name}(...)`."
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

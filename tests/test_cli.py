@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field
 
 import pytest
 
-from bnn_tf import cli, data
+from bnn_tf import cli, data, optimizers, recipes, training
 
-SUBCOMMANDS = ["models", "train", "convert", "verify", "bench", "demo"]
+# The CLI's own table: a command added there is tested here without editing this list.
+SUBCOMMANDS = [c.name for c in cli.COMMANDS]
+
+
+def test_the_commands_table_is_the_parser():
+    assert {"models", "train", "convert", "verify", "bench", "deploy", "demo"} <= set(SUBCOMMANDS)
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == SUBCOMMANDS
 
 
 def run(capsys, *argv):
@@ -149,3 +159,125 @@ def test_missing_data_is_a_clear_cli_error(tmp_path, capsys, monkeypatch, tiny_t
     code, _, err = run(capsys, "train", "bnn_small", "--out", str(tmp_path / "r"))
     assert code == 2 and "Could not find the fashion_mnist data set" in err
     assert "apt-get install dataset-fashion-mnist" in err
+
+
+def _train_actions() -> dict[str, argparse.Action]:
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a for a in sub.choices["train"]._actions}
+
+
+def test_every_train_config_field_is_a_flag_with_its_default():
+    actions = _train_actions()
+    defaults = training.TrainConfig.defaults()
+    for f in dataclasses.fields(training.TrainConfig):
+        assert f.name in actions, f"TrainConfig.{f.name} has no bnn-tf train flag"
+        assert actions[f.name].help, f.name
+        if f.name in defaults:
+            assert actions[f.name].default == defaults[f.name], f.name
+    # The flags users have scripts for keep their names.
+    flags = {s for a in actions.values() for s in a.option_strings}
+    for flag in ("--epochs", "--out", "--batch-size", "--limit-train", "--augment", "--seed",
+                 "--optimizer", "--recipe", "--bop-gamma-schedule", "--model-kwargs",
+                 "--jit-compile", "--bop-threshold", "--bop-gamma", "--learning-rate",
+                 "--dataset", "--data-dir", "--json"):  # fmt: skip
+        assert flag in flags, flag
+
+
+def test_train_choices_come_from_the_library():
+    actions = _train_actions()
+    assert actions["dataset"].choices == data.available()
+    assert actions["optimizer"].choices == list(optimizers.OPTIMIZERS)
+    assert actions["recipe"].choices == list(recipes.RECIPES)
+    assert actions["bop_gamma_schedule"].choices == list(training.GAMMA_SCHEDULES)
+
+
+def test_parsed_train_flags_build_the_config():
+    argv = ["train", "bnn_small", "--epochs", "3", "--batch-size", "64", "--limit-train", "100",
+            "--augment", "--bop-gamma", "2e-3", "--model-kwargs", '{"width_multiplier": 2}',
+            "--bop-gamma-schedule", "cosine", "--jit-compile", "--out", "x"]  # fmt: skip
+    config = cli._train_config(cli.build_parser().parse_args(argv))
+    assert config == training.TrainConfig(
+        model="bnn_small", epochs=3, batch_size=64, limit_train=100, augment=True,
+        bop_gamma=2e-3, model_kwargs={"width_multiplier": 2}, bop_gamma_schedule="cosine",
+        jit_compile=True,
+    )  # fmt: skip
+    plain = cli._train_config(cli.build_parser().parse_args(["train", "bnn_small", "--out", "x"]))
+    assert plain == training.TrainConfig(model="bnn_small")
+
+
+@dataclass
+class _Fields:
+    """What another TrainConfig field may look like: the generator must need no edit."""
+
+    size: tuple[int, int] | None = field(default=None, metadata={"help": "height and width"})
+    path: str | None = field(default=None, metadata={"help": "a folder"})
+    split: float = field(default=0.1, metadata={"help": "validation share"})
+    shuffle: bool = field(default=True, metadata={"help": "shuffle"})
+    channels: int | None = field(default=None, metadata={"help": "1 or 3", "choices": (1, 3)})
+    names: tuple[str, ...] = field(default=(), metadata={"help": "class names"})
+    renamed: int = field(default=1, metadata={"help": "x", "flag": "--other-name"})
+    hidden: int = field(default=0, metadata={"help": "not a flag", "cli": False})
+    # The own-data fields' shape (issue 15): list hint, explicit nargs/type/metavar.
+    image_size: list[int] | None = field(
+        default=None,
+        metadata={"flag": "--image-size", "nargs": 2, "type": int, "metavar": ("H", "W"),
+                  "help": "resize to H×W; default: the images' own size"},
+    )  # fmt: skip
+
+
+def test_flag_generator_handles_tuples_paths_floats_and_switches():
+    parser = argparse.ArgumentParser()
+    added = cli.add_dataclass_flags(parser, _Fields)
+    assert "hidden" not in added
+    args = parser.parse_args(
+        [
+            "--size",
+            "32",
+            "24",
+            "--path",
+            "imgs/",
+            "--split",
+            "0.25",
+            "--no-shuffle",
+            "--channels",
+            "3",
+            "--names",
+            "cat",
+            "dog",
+            "--other-name",
+            "5",
+        ]  # fmt: skip
+    )
+    assert args.size == (32, 24) and args.path == "imgs/" and args.split == 0.25
+    assert args.shuffle is False and args.channels == 3 and args.names == ("cat", "dog")
+    assert args.renamed == 5
+    assert parser.parse_args(["--image-size", "32", "24"]).image_size == [32, 24]
+    defaults = parser.parse_args([])
+    assert (defaults.size, defaults.path, defaults.split, defaults.shuffle) == (
+        None,
+        None,
+        0.1,
+        True,
+    )
+    for bad in (["--size", "32"], ["--channels", "2"], ["--split", "a lot"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
+
+    @dataclass
+    class NoHelp:
+        x: int = 0
+
+    with pytest.raises(TypeError, match="help"):
+        cli.add_dataclass_flags(argparse.ArgumentParser(), NoHelp)
+
+
+def test_models_lists_each_models_default_training(capsys):
+    code, text, _ = run(capsys, "models", "--json")
+    assert code == 0
+    rows = {m["name"]: m for m in json.loads(text)["models"]}
+    bop = rows["bnn_small"]["default_training"]
+    assert bop["config"]["name"] in optimizers.OPTIMIZERS and bop["source"] and bop["why"]
+    # A float model has nothing for Bop to flip: Adam trains it, and the listing says so.
+    assert rows["bnn_small_float"]["default_training"]["config"]["name"] == "adam"
+    code, text, _ = run(capsys, "models")
+    assert code == 0 and "default training" in text

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bnn_tf import data, recipes, training
+from bnn_tf import data, distill, experiment, recipes, training
 from bnn_tf import models as zoo
 from bnn_tf.cli import main
 from bnn_tf.errors import ConfigError
@@ -72,25 +72,25 @@ def test_kd_loss_and_attention_map_match_their_formulas(rng):
 
     p_t, p_s = softmax(t / T), softmax(s / T)
     expected = T**2 * np.mean(np.sum(p_t * (np.log(p_t) - np.log(p_s)), axis=-1))
-    assert float(recipes.kd_loss(s, t, T)) == pytest.approx(expected, rel=1e-5)
-    assert float(recipes.kd_loss(t, t, T)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distill.kd_loss(s, t, T)) == pytest.approx(expected, rel=1e-5)
+    assert float(distill.kd_loss(t, t, T)) == pytest.approx(0.0, abs=1e-6)
 
     x = rng.normal(size=(2, 3, 3, 5)).astype(np.float32)
     a = (x**2).mean(-1).reshape(2, -1)
     np.testing.assert_allclose(
-        recipes.attention_map(x).numpy(), a / np.linalg.norm(a, axis=1, keepdims=True), rtol=1e-5
+        distill.attention_map(x).numpy(), a / np.linalg.norm(a, axis=1, keepdims=True), rtol=1e-5
     )
 
 
 def test_matching_layers_pick_the_last_bn_of_each_resolution():
     student, teacher = zoo.build("bnn_small"), zoo.build("bnn_small_float")
-    assert recipes.matching_layers(student, teacher) == ["stem_bn", "bn2", "bn4", "bn5"]
+    assert distill.matching_layers(student, teacher) == ["stem_bn", "bn2", "bn4", "bn5"]
 
 
 def test_distiller_trains_the_student_only(fmnist_small):
     tf.keras.utils.set_random_seed(0)
     student, teacher = zoo.build("bnn_small"), zoo.build("bnn_small_float")
-    distiller = recipes.Distiller(
+    distiller = distill.Distiller(
         student,
         teacher,
         temperature=2.0,
@@ -198,7 +198,7 @@ def test_train_with_kd_recipe_end_to_end_and_old_run_json_compat(tmp_path, fmnis
         model="bnn_small", epochs=2, limit_train=256, recipe="two_stage_kd_at"
     )
     out = tmp_path / "kd"
-    summary = training.train(config, out, splits=splits, verbose=0, log=lambda m: None)
+    summary = experiment.train(config, out, splits=splits, verbose=0, log=lambda m: None)
     assert summary["recipe"] == "two_stage_kd_at" and summary["stage_epochs"] == [1, 1]
     assert [s["stage"] for s in summary["stages"]] == ["teacher", "real_weights", "binary"]
     assert 0.0 <= summary["test_accuracy"] <= 1.0
@@ -211,7 +211,7 @@ def test_train_with_kd_recipe_end_to_end_and_old_run_json_compat(tmp_path, fmnis
     run = json.loads((out / "run.json").read_text())["config"]
     assert run["recipe"] == "two_stage_kd_at" and run["optimizer"] is None
     # Rerunning the same configuration reuses the finished run.
-    again = training.train(config, out, splits=splits, verbose=0, log=lambda m: None)
+    again = experiment.train(config, out, splits=splits, verbose=0, log=lambda m: None)
     assert again["test_accuracy"] == summary["test_accuracy"]
 
     # A run.json written before `optimizer`/`recipe` existed still resumes.
@@ -220,4 +220,4 @@ def test_train_with_kd_recipe_end_to_end_and_old_run_json_compat(tmp_path, fmnis
     plain = training.TrainConfig(model="bnn_small")
     legacy = {k: v for k, v in plain.to_dict().items() if k not in ("optimizer", "recipe")}
     (old / training.RUN_FILE).write_text(json.dumps({"config": legacy}))
-    assert training._check_resume(old, plain) == "resume"
+    assert training.check_resume(old, plain) == "resume"

@@ -315,15 +315,15 @@ def test_zero_pad_shortcut_pools_and_pads_channels():
 def test_training_schedules_tau_for_recu_models_only(tmp_path, fmnist):
     import dataclasses
 
-    from bnn_tf import callbacks, training
+    from bnn_tf import callbacks, experiment, training
 
     plain = callbacks.standard_callbacks(zoo.build("bnn_small"), 5)
     assert not any(isinstance(c, recu.TauScheduler) for c in plain)
 
-    # The CLI path (training.train) must run the τ schedule, or ReCU trains unclamped.
+    # The CLI path (experiment.train) must run the τ schedule, or ReCU trains unclamped.
     config = training.TrainConfig(model="recu_resnet20", epochs=2, limit_train=256)
     small = dataclasses.replace(fmnist, x_test=fmnist.x_test[:256], y_test=fmnist.y_test[:256])
-    training.train(config, tmp_path, splits=small, verbose=0, log=lambda s: None)
+    experiment.train(config, tmp_path, splits=small, verbose=0, log=lambda s: None)
     history = json.loads((tmp_path / training.HISTORY_FILE).read_text())
     expected = [recu.tau_schedule(e, 2) for e in range(2)]
     np.testing.assert_allclose([r["recu_tau"] for r in history], expected, rtol=1e-6)

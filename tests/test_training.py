@@ -1,15 +1,16 @@
-"""bnn_tf.training: Bop+Adam wiring, files written, resume after interruption, refusals."""
+"""bnn_tf.training and experiment.train: Bop+Adam wiring, files written, resume after interruption, refusals."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import larq as lq
 import pytest
 import tensorflow as tf
 
+from bnn_tf import experiment, optimizers, training
 from bnn_tf import models as zoo
-from bnn_tf import optimizers, training
 from bnn_tf.errors import ConfigError, ResumeMismatchError
 
 
@@ -58,7 +59,7 @@ class _CtrlCDuringEpoch(tf.keras.callbacks.Callback):
 
 
 def test_train_writes_model_history_plot_and_summary(tmp_path, fmnist):
-    summary = training.train(_config(), tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+    summary = experiment.train(_config(), tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
     for name in ("model.keras", "history.json", "curves.png", "run.json", "train_summary.json"):
         assert (tmp_path / name).is_file(), name
     assert not (tmp_path / "backup").exists(), "a finished run leaves no backup behind"
@@ -83,13 +84,13 @@ def test_interrupted_training_resumes_from_last_finished_epoch(tmp_path, fmnist,
 
     monkeypatch.setattr(training, "fit", fit_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        training.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+        experiment.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
     monkeypatch.setattr(training, "fit", real_fit)
     assert training.resume_epoch(tmp_path) == 2
     assert not (tmp_path / "model.keras").exists()
 
     logs: list[str] = []
-    training.train(config, tmp_path, splits=fmnist, verbose=0, log=logs.append)
+    experiment.train(config, tmp_path, splits=fmnist, verbose=0, log=logs.append)
     assert any("resuming: 2 of 3" in line for line in logs)
     history = json.loads((tmp_path / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2, 3]
@@ -98,34 +99,34 @@ def test_interrupted_training_resumes_from_last_finished_epoch(tmp_path, fmnist,
 
 
 def test_finished_run_is_reused_and_other_settings_are_refused(tmp_path, fmnist):
-    first = training.train(
+    first = experiment.train(
         _config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=lambda s: None
     )
     mtime = (tmp_path / "model.keras").stat().st_mtime_ns
     logs: list[str] = []
-    again = training.train(_config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=logs.append)
+    again = experiment.train(_config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=logs.append)
     assert again == first and (tmp_path / "model.keras").stat().st_mtime_ns == mtime
     assert any("reusing" in line for line in logs)
     with pytest.raises(ResumeMismatchError, match="batch_size"):
-        training.train(_config(epochs=1, batch_size=64), tmp_path, splits=fmnist, verbose=0)
+        experiment.train(_config(epochs=1, batch_size=64), tmp_path, splits=fmnist, verbose=0)
     assert (tmp_path / "model.keras").stat().st_mtime_ns == mtime  # nothing overwritten
 
 
 @pytest.mark.parametrize("field,value", [("epochs", 0), ("batch_size", -1), ("limit_train", 0)])
 def test_bad_settings_are_refused(field, value, tmp_path):
     with pytest.raises(ConfigError, match=field):
-        training.train(_config(**{field: value}), tmp_path)
+        experiment.train(_config(**{field: value}), tmp_path)
 
 
 def test_bop_gamma_schedule_decays_to_zero_and_bad_names_are_refused(tmp_path, fmnist):
     config = _config(bop_gamma_schedule="cosine")
-    training.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+    experiment.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
     history = json.loads((tmp_path / "history.json").read_text())
     gammas = [r["bop_gamma"] for r in history]
     assert gammas[0] < training.TrainConfig.bop_gamma, "γ decays within the first epoch"
     assert gammas[-1] == pytest.approx(0.0, abs=1e-9), "cosine ends at 0: no more flips"
     with pytest.raises(ConfigError, match="bop_gamma_schedule must be one of"):
-        training.train(_config(bop_gamma_schedule="exp"), tmp_path / "bad", splits=fmnist)
+        experiment.train(_config(bop_gamma_schedule="exp"), tmp_path / "bad", splits=fmnist)
 
 
 def _steps(name: str, jit: bool, fmnist_small, steps: int):
@@ -171,12 +172,116 @@ def test_jit_compile_trains_binary_kernels_with_bop_like_the_plain_step(fmnist_s
 
 
 def test_jit_compile_training_resumes_without_it_and_is_refused_with_a_recipe(tmp_path, fmnist):
-    first = training.train(
+    first = experiment.train(
         _config(epochs=1, jit_compile=True), tmp_path, splits=fmnist, verbose=0, log=lambda s: None
     )
     assert 0.1 < first["test_accuracy"] <= 1.0
     logs: list[str] = []
-    again = training.train(_config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=logs.append)
+    again = experiment.train(_config(epochs=1), tmp_path, splits=fmnist, verbose=0, log=logs.append)
     assert again == first and any("reusing" in line for line in logs)
     with pytest.raises(ConfigError, match="--jit-compile or --recipe"):
-        training.train(_config(jit_compile=True, recipe="two_stage"), tmp_path / "r", splits=fmnist)
+        experiment.train(
+            _config(jit_compile=True, recipe="two_stage"), tmp_path / "r", splits=fmnist
+        )
+
+
+def test_a_model_without_binary_kernels_trains_with_adam_whatever_the_config():
+    float_model, binary_model = zoo.build("bnn_small_float"), zoo.build("bnn_small")
+    bop = optimizers.OptimizerConfig(name="bop")
+    assert not training.has_binary_variables(float_model)
+    assert training.optimizer_for_model(float_model, bop).name == "adam"
+    assert training.optimizer_for_model(binary_model, bop) == bop
+    # compile_model applies it: a CaseOptimizer with nothing for Bop would be refused.
+    training.compile_model(float_model, optimizer_config=bop, steps_per_epoch=2, epochs=1)
+    assert not isinstance(float_model.optimizer, lq.optimizers.CaseOptimizer)
+
+
+@pytest.fixture()
+def paper_model():
+    """bnn_small registered again as a model whose paper trains it with Adam."""
+    from bnn_tf.models import registry
+
+    name = "paper_adam_small"
+    zoo.register(
+        name,
+        description="test model",
+        lce_binary=True,
+        default_input_shape=(28, 28, 1),
+        training={"name": "adam", "learning_rate": 2e-3, "why": "the test paper says Adam"},
+    )(zoo.info("bnn_small").factory)
+    yield name
+    registry._REGISTRY.pop(name)
+
+
+def test_the_papers_optimizer_is_the_default_and_flags_override_it(paper_model):
+    choice = experiment.choose_optimizer(training.TrainConfig(model=paper_model))
+    assert (choice.source, choice.config.name, choice.config.learning_rate) == (
+        "paper",
+        "adam",
+        2e-3,
+    )
+    assert choice.why == "the test paper says Adam"
+    assert experiment.default_training(paper_model) == choice
+    # A value the user changed wins over the paper's; --optimizer replaces it whole.
+    tuned = experiment.choose_optimizer(training.TrainConfig(model=paper_model, learning_rate=5e-4))
+    assert (tuned.config.name, tuned.config.learning_rate) == ("adam", 5e-4)
+    assert "overridden" in tuned.why
+    flag = experiment.choose_optimizer(training.TrainConfig(model=paper_model, optimizer="bop"))
+    assert (flag.source, flag.config.name) == ("--optimizer", "bop")
+    recipe = experiment.choose_optimizer(
+        training.TrainConfig(model=paper_model, recipe="delayed_clipping"),
+        experiment.recipes.get("delayed_clipping"),
+    )
+    assert (recipe.source, recipe.config.name) == ("recipe", "adam")
+    library = experiment.choose_optimizer(training.TrainConfig(model="bnn_small"))
+    assert (library.source, library.config.name) == ("library", "bop")
+
+
+def test_train_uses_and_records_the_papers_optimizer(paper_model, tmp_path, fmnist):
+    # Small test split: the per-epoch evaluation dominates the cost otherwise.
+    small = dataclasses.replace(fmnist, x_test=fmnist.x_test[:256], y_test=fmnist.y_test[:256])
+    summary = experiment.train(
+        _config(model=paper_model, epochs=1, limit_train=256), tmp_path, splits=small,
+        verbose=0, log=lambda s: None,
+    )  # fmt: skip
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["optimizer"]["source"] == "paper" and run["optimizer"]["config"]["name"] == "adam"
+    assert summary["optimizer"] == "adam" and summary["optimizer_choice"] == run["optimizer"]
+    model = tf.keras.models.load_model(tmp_path / "model.keras")
+    # Adam on latent weights: the kernels got the BinaryConnect clip and are not ±1.
+    assert isinstance(model.get_layer("conv2").kernel_constraint, lq.constraints.WeightClip)
+    assert set(abs(model.get_layer("conv2").kernel.numpy()).ravel().tolist()) != {1.0}
+    assert run["optimizer"]["config"]["learning_rate"] == 2e-3
+
+
+def test_resume_refuses_when_the_default_optimizer_changed(paper_model, tmp_path, fmnist):
+    config = _config(model=paper_model, epochs=1, limit_train=256)
+    bop = optimizers.OptimizerConfig(name="bop").to_dict()
+    (tmp_path / training.RUN_FILE).write_text(
+        json.dumps({"config": config.to_dict(), "optimizer": {"config": bop}})
+    )
+    with pytest.raises(ResumeMismatchError, match="optimizer"):
+        experiment.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+
+
+def test_a_papers_training_with_unknown_keys_is_a_clear_error(paper_model):
+    from bnn_tf.models import registry
+
+    info = registry._REGISTRY[paper_model]
+    registry._REGISTRY[paper_model] = dataclasses.replace(info, training={"name": "adam", "lr": 1})
+    with pytest.raises(ConfigError, match="'lr'"):
+        experiment.choose_optimizer(training.TrainConfig(model=paper_model))
+
+
+def test_moved_names_say_where_they_went():
+    from bnn_tf import recipes
+
+    for module, name in ((training, "train"), (recipes, "train"), (recipes, "zoo_model_kwargs")):
+        with pytest.raises(AttributeError, match=f"moved to bnn_tf.experiment.{name}"):
+            getattr(module, name)
+    with pytest.raises(AttributeError, match="no attribute"):
+        training.no_such_name  # noqa: B018
+    # The distillation names still import from recipes, as before bnn_tf.distill.
+    from bnn_tf import distill
+
+    assert recipes.kd_loss is distill.kd_loss and recipes.Distiller is distill.Distiller
