@@ -109,7 +109,8 @@ def sync_tree(src: Path, dst: Path) -> None:
                 shutil.copyfile(f, target)
 
 
-def build(args, arch: str, source: Path, logfile: Path) -> Path:
+def configure(args, arch: str, source: Path, logfile: Path) -> list[str]:
+    """Runs cmake for `arch`; returns the targets a full check builds."""
     build_dir = args.build_root / BUILD_DIRS[arch]
     flags = [
         "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release", f"-DLCE_SOURCE_DIR={args.lce_source_dir}",
@@ -130,6 +131,12 @@ def build(args, arch: str, source: Path, logfile: Path) -> Path:
         flags.append(f"-DCMAKE_TOOLCHAIN_FILE={toolchain}")
     log(f"configure {arch} in {build_dir}")
     run(["cmake", "-S", str(source), "-B", str(build_dir), *flags], logfile=logfile)
+    return targets
+
+
+def build(args, arch: str, source: Path, logfile: Path) -> Path:
+    build_dir = args.build_root / BUILD_DIRS[arch]
+    targets = configure(args, arch, source, logfile)
     log(f"build {arch} ({', '.join(targets)}), -j{args.jobs}; log: {logfile}")
     run(["cmake", "--build", str(build_dir), "-j", str(args.jobs), "--target", *targets],
         logfile=logfile)  # fmt: skip
@@ -251,6 +258,143 @@ def latency(args, bx86: Path, bundle: Path, image: str) -> dict:
     }
 
 
+# ---- object-level checks (--objects-only): no TFLite library needed -----------------------
+
+KERNEL_OBJ = "bnn_lce_kernels.dir"  # CMake's object folder of the LCE kernels library
+REGISTRATIONS = ("REF", "OPT_BGEMM", "OPT_INDIRECT_BGEMM")
+
+
+def _object_target(build_dir: Path, suffix: str) -> str:
+    targets = run(["ninja", "-C", str(build_dir), "-t", "targets", "all"])
+    for line in targets.splitlines():
+        name = line.split(":")[0]
+        if name.endswith(suffix):
+            return name
+    raise RuntimeError(f"no ninja target ending in {suffix} in {build_dir}")
+
+
+def _control_compile(build_dir: Path, target: str, drop: tuple[str, ...], out: Path) -> None:
+    """The build's own compile command for `target`, minus the flags in `drop`, into `out`."""
+    cmd = run(["ninja", "-C", str(build_dir), "-t", "commands", target]).strip().splitlines()[-1]
+    argv = cmd.split()
+    kept, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in drop or a == "-MD":
+            continue
+        if a in ("-MT", "-MF", "-o"):
+            skip = True
+            continue
+        kept.append(a)
+    run([*kept, "-o", str(out)], cwd=build_dir)
+
+
+def _function_bodies(disassembly: str) -> dict[str, list[str]]:
+    """Instruction + relocation text of each function, without addresses (comparable)."""
+    bodies: dict[str, list[str]] = {}
+    current = None
+    for line in disassembly.splitlines():
+        head = re.match(r"^[0-9a-f]+ <(.+)>:$", line)
+        if head:
+            current = head.group(1)
+            bodies[current] = []
+        elif current and line.strip():
+            text = re.sub(r"^\s*[0-9a-f]+:\s*", "", line)
+            text = re.sub(r"\s+#\s.*$", "", text)  # x86 comments name the function itself
+            text = re.sub(r"\b[0-9a-f]+ <", "<", text)  # branch targets' addresses
+            if not text.startswith("nop"):  # alignment padding
+                bodies[current].append(text.strip())
+    return bodies
+
+
+def _registration_of_default(objdump: str, obj: Path) -> str:
+    """Which of LCE's registrations Register_BCONV_2D() returns, from its machine code."""
+    bodies = _function_bodies(run([objdump, "-d", "-C", "-r", "--no-show-raw-insn", str(obj)]))
+    ns = "compute_engine::tflite::"
+    default = bodies[f"{ns}Register_BCONV_2D()"]
+    same = [r for r in REGISTRATIONS if bodies.get(f"{ns}Register_BCONV_2D_{r}()") == default]
+    return same[0] if len(same) == 1 else f"undetermined ({same})"
+
+
+def _count(pattern: str, text: str) -> int:
+    return len(re.findall(pattern, text, flags=re.M))
+
+
+def object_checks(args, source: Path, logfile: Path) -> dict:
+    """Configures both builds, compiles only the runner and LCE's kernels, and reads the
+    machine code: the default bconv registration, popcount instructions, NEON kernels.
+    Controls: the same compile commands without -DTFLITE_WITH_RUY and without -mpopcnt
+    (what the bundle's CMake produced before issue 17)."""
+    out: dict = {}
+    for arch, objdump in (("x86_64", "objdump"), ("aarch64", "aarch64-linux-gnu-objdump")):
+        build_dir = args.build_root / BUILD_DIRS[arch]
+        configure(args, arch, source, logfile)
+        bconv = _object_target(build_dir, "kernels/bconv2d.cc.o")
+        runner = _object_target(build_dir, "src/bnn_runner.cc.o")
+        (build_dir / runner).unlink(missing_ok=True)  # recompiled: its warnings are counted
+        log(f"{arch}: compile bnn_runner.cc and LCE's kernels only")
+        text = run(["ninja", "-C", str(build_dir), "-j", str(args.jobs), runner, bconv,
+                    _object_target(build_dir, "kernels/bmaxpool.cc.o"),
+                    _object_target(build_dir, "kernels/quantization.cc.o")], logfile=logfile)  # fmt: skip
+        runner_warnings = [
+            line for line in text.splitlines() if "warning:" in line and "bnn_runner" in line
+        ]
+        control = args.build_root / f"control-bconv2d-{arch}.o"
+        log(f"{arch}: control compile of bconv2d.cc without TFLITE_WITH_RUY / -mpopcnt")
+        _control_compile(build_dir, bconv, ("-DTFLITE_WITH_RUY", "-mpopcnt"), control)
+        entry = {"bnn_runner_cc_warnings": runner_warnings}
+        for name, obj in (("bundle_cmake", build_dir / bconv), ("control_before", control)):
+            dis = run([objdump, "-d", "-r", "--no-show-raw-insn", str(obj)])
+            syms = run(["nm", "-C", str(obj)] if arch == "x86_64" else
+                       ["aarch64-linux-gnu-nm", "-C", str(obj)])  # fmt: skip
+            e = {"default_registration": _registration_of_default(objdump, obj)}
+            if arch == "x86_64":
+                e["popcnt_instructions"] = _count(r"\tpopcnt\s", dis)
+                e["libgcc_popcount_calls"] = _count(r"__popcount[sd]i2", dis)
+            else:
+                e["neon_cnt_instructions"] = _count(r"\tcnt\s+v\d+\.", dis)
+                e["neon_bgemm_kernels_compiled"] = sorted(
+                    set(re.findall(r"BinaryKernelNeon\w+<[^>]*>", syms))
+                )
+            entry[name] = e
+        out[arch] = entry
+        log(f"  {arch}: {entry}")
+    return out
+
+
+def plot_objects(record: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x86 = record["object_checks"]["x86_64"]
+    arm = record["object_checks"]["aarch64"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    labels = ["before (no ruy, no -mpopcnt)", "bundle CMake now"]
+    keys = ["control_before", "bundle_cmake"]
+    w = 0.38
+    xs = np.arange(2)
+    a.bar(xs - w / 2, [x86[k]["popcnt_instructions"] for k in keys], w, label="popcnt instructions")
+    a.bar(xs + w / 2, [x86[k]["libgcc_popcount_calls"] for k in keys], w,
+          label="calls to libgcc __popcountdi2")  # fmt: skip
+    a.set_xticks(xs, labels)
+    a.set_title("x86_64 LCE bconv2d.o: popcount")
+    a.legend(fontsize=8)
+    rows = [[arch, k.replace("_", " "), record["object_checks"][arch][k]["default_registration"]]
+            for arch in ("x86_64", "aarch64") for k in keys]  # fmt: skip
+    b.axis("off")
+    table = b.table(cellText=rows, colLabels=["arch", "build", "Register_BCONV_2D() returns"],
+                    loc="center")  # fmt: skip
+    table.scale(1, 1.6)
+    b.set_title(f"default LceBconv2d kernel (machine code); aarch64 NEON CNT: "
+                f"{arm['bundle_cmake']['neon_cnt_instructions']}", fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def plot(record: dict, deltas: dict, path: Path) -> None:
     import matplotlib
 
@@ -296,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
     p.add_argument("--bench-runs", type=int, default=50)
     p.add_argument("--out", type=Path, default=RESULTS / "device_runner_check.json")
+    p.add_argument("--objects-only", action="store_true",
+                   help="compile only the runner and LCE's kernels (minutes, not hours) and "
+                   "check their machine code; no TFLite library, no runs")  # fmt: skip
     args = p.parse_args(argv)
     load_before = os.getloadavg()
     if not args.lce_source_dir:
@@ -338,6 +485,35 @@ def main(argv: list[str] | None = None) -> int:
             "qemu": run(["qemu-aarch64-static", "--version"]).splitlines()[0],
         },
     }
+    if args.objects_only:
+        record["mode"] = (
+            "objects-only: runner and LCE kernels compiled, TFLite not built, nothing run"
+        )
+        record["object_checks"] = object_checks(args, source, logfile)
+        oc = record["object_checks"]
+        record["goals"] = {
+            "default_registration_is_opt_bgemm_on_both": all(
+                oc[a]["bundle_cmake"]["default_registration"] == "OPT_BGEMM" for a in oc
+            ),
+            "control_shows_reference_before": all(
+                oc[a]["control_before"]["default_registration"] == "REF" for a in oc
+            ),
+            "x86_64_hardware_popcount": oc["x86_64"]["bundle_cmake"]["popcnt_instructions"] > 0
+            and oc["x86_64"]["bundle_cmake"]["libgcc_popcount_calls"] == 0,
+            "aarch64_neon_bgemm_compiled": bool(
+                oc["aarch64"]["bundle_cmake"]["neon_bgemm_kernels_compiled"]
+            ),
+            "bnn_runner_cc_compiles_without_warnings": not any(
+                oc[a]["bnn_runner_cc_warnings"] for a in oc
+            ),
+        }
+        record["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+        plot_objects(record, args.out.with_suffix(".png"))
+        log(f"wrote {args.out}; goals: {record['goals']}")
+        return 0 if all(record["goals"].values()) else 1
+
     t0 = time.monotonic()
     bx86 = build(args, "x86_64", source, logfile)
     barm = build(args, "aarch64", source, logfile)
