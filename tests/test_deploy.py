@@ -175,10 +175,14 @@ def test_runner_preprocessing_inverts_and_resizes_a_photo(selftest_binary, tmp_p
     )  # fmt: skip
     lines = out.stdout.split()
     assert lines[:2] == ["inverted", "1"]
-    # Grey of equal R=G=B is the value itself; 2×2 means of equal pixels are exact; inverted back.
-    np.testing.assert_allclose(
-        np.array(lines[2:], dtype=np.float32), data.preprocess(item).reshape(-1), atol=1e-6
-    )
+    # TensorFlow's steps: rgb_to_grayscale (its weights sum to 0.9999, so grey = 0.9999 · v),
+    # bilinear 2× shrink (= the 2×2 means, exact here), inversion, normalisation.
+    grey = tf.image.rgb_to_grayscale(tf.constant(rgb, tf.float32))
+    small = tf.image.resize(grey, (28, 28), method="bilinear", antialias=False).numpy()
+    py = (255.0 - small) * np.float32(1 / 127.5) - 1.0
+    cpp = np.array(lines[2:], dtype=np.float32)
+    np.testing.assert_allclose(cpp, py.reshape(-1), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(cpp, data.preprocess(item).reshape(-1), atol=5e-4)  # the item
 
 
 def test_runner_cmake_requires_lce_sources(rpi_bundle, tmp_path):

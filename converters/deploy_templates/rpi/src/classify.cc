@@ -8,58 +8,97 @@
 
 namespace bnn_runner {
 
-Image ToChannels(const Image& image, int channels) {
+FloatImage ToFloat(const Image& image) {
+  FloatImage out;
+  out.width = image.width;
+  out.height = image.height;
+  out.channels = image.channels;
+  out.values.assign(image.pixels.begin(), image.pixels.end());
+  return out;
+}
+
+FloatImage ToChannels(const FloatImage& image, int channels) {
   if (channels != 1 && channels != 3) throw std::runtime_error("only 1 or 3 channels");
+  if (image.channels != 1 && image.channels != 3) {
+    throw std::runtime_error("only grey or RGB images");
+  }
   if (image.channels == channels) return image;
-  Image out;
+  FloatImage out;
   out.width = image.width;
   out.height = image.height;
   out.channels = channels;
   const size_t n = static_cast<size_t>(image.width) * image.height;
-  out.pixels.resize(n * channels);
+  out.values.resize(n * channels);
   for (size_t i = 0; i < n; ++i) {
     if (channels == 1) {
-      const int r = image.pixels[i * 3], g = image.pixels[i * 3 + 1], b = image.pixels[i * 3 + 2];
-      out.pixels[i] = static_cast<uint8_t>((299 * r + 587 * g + 114 * b + 500) / 1000);
+      // tf.image.rgb_to_grayscale: a float32 dot product, in this order.
+      const float* p = &image.values[i * 3];
+      out.values[i] = p[0] * 0.2989f + p[1] * 0.5870f + p[2] * 0.1140f;
     } else {
-      for (int c = 0; c < 3; ++c) out.pixels[i * 3 + c] = image.pixels[i];
+      for (int c = 0; c < 3; ++c) out.values[i * 3 + c] = image.values[i];
     }
   }
   return out;
 }
 
-Image Resize(const Image& image, int width, int height) {
+namespace {
+
+// One axis of TensorFlow's bilinear resize (resize_bilinear_op.cc,
+// compute_interpolation_weights with HalfPixelScaler), float32 throughout.
+struct Tap {
+  int lower = 0;
+  int upper = 0;
+  float lerp = 0.0f;
+};
+
+std::vector<Tap> BilinearTaps(int in_size, int out_size) {
+  const float scale = static_cast<float>(in_size) / static_cast<float>(out_size);
+  std::vector<Tap> taps(out_size);
+  for (int i = 0; i < out_size; ++i) {
+    const float in = (static_cast<float>(i) + 0.5f) * scale - 0.5f;
+    const float in_f = std::floor(in);
+    taps[i].lower = std::max(static_cast<int>(in_f), 0);
+    taps[i].upper = std::min(static_cast<int>(std::ceil(in)), in_size - 1);
+    taps[i].lerp = in - in_f;
+  }
+  return taps;
+}
+
+}  // namespace
+
+FloatImage Resize(const FloatImage& image, int width, int height) {
   if (width <= 0 || height <= 0) throw std::runtime_error("resize to an empty image");
   if (image.width == width && image.height == height) return image;
-  Image out;
+  const std::vector<Tap> xs = BilinearTaps(image.width, width);
+  const std::vector<Tap> ys = BilinearTaps(image.height, height);
+  FloatImage out;
   out.width = width;
   out.height = height;
   out.channels = image.channels;
-  out.pixels.resize(static_cast<size_t>(width) * height * image.channels);
+  out.values.resize(static_cast<size_t>(width) * height * image.channels);
   for (int oy = 0; oy < height; ++oy) {
-    const int y0 = static_cast<int>(static_cast<long>(oy) * image.height / height);
-    const int y1 = std::max(
-        y0 + 1, static_cast<int>((static_cast<long>(oy + 1) * image.height + height - 1) / height));
+    const Tap& y = ys[oy];
     for (int ox = 0; ox < width; ++ox) {
-      const int x0 = static_cast<int>(static_cast<long>(ox) * image.width / width);
-      const int x1 = std::max(
-          x0 + 1, static_cast<int>((static_cast<long>(ox + 1) * image.width + width - 1) / width));
+      const Tap& x = xs[ox];
       for (int c = 0; c < image.channels; ++c) {
-        long sum = 0;
-        for (int y = y0; y < y1; ++y) {
-          for (int x = x0; x < x1; ++x) sum += image.at(y, x, c);
-        }
-        const long count = static_cast<long>(y1 - y0) * (x1 - x0);
-        out.pixels[(static_cast<size_t>(oy) * width + ox) * image.channels + c] =
-            static_cast<uint8_t>((sum + count / 2) / count);
+        // The same expression order as TensorFlow's compute_lerp.
+        const float top_left = image.at(y.lower, x.lower, c);
+        const float top_right = image.at(y.lower, x.upper, c);
+        const float bottom_left = image.at(y.upper, x.lower, c);
+        const float bottom_right = image.at(y.upper, x.upper, c);
+        const float top = top_left + (top_right - top_left) * x.lerp;
+        const float bottom = bottom_left + (bottom_right - bottom_left) * x.lerp;
+        out.values[(static_cast<size_t>(oy) * width + ox) * image.channels + c] =
+            top + (bottom - top) * y.lerp;
       }
     }
   }
   return out;
 }
 
-bool HasLightBackground(const Image& image) {
-  long sum = 0, count = 0;
+bool HasLightBackground(const FloatImage& image) {
+  double sum = 0.0;
+  long count = 0;
   for (int y = 0; y < image.height; ++y) {
     for (int x = 0; x < image.width; ++x) {
       if (y != 0 && y != image.height - 1 && x != 0 && x != image.width - 1) continue;
@@ -67,19 +106,16 @@ bool HasLightBackground(const Image& image) {
       count += image.channels;
     }
   }
-  // sum / count > 127.5, in integers.
-  return count > 0 && 2 * sum > 255 * count;
+  return count > 0 && sum > 127.5 * static_cast<double>(count);
 }
 
-void Invert(Image* image) {
-  for (auto& p : image->pixels) p = static_cast<uint8_t>(255 - p);
+void Invert(FloatImage* image) {
+  for (auto& v : image->values) v = 255.0f - v;
 }
 
-std::vector<float> Normalize(const Image& image, const Normalization& norm) {
-  std::vector<float> out(image.pixels.size());
-  for (size_t i = 0; i < out.size(); ++i) {
-    out[i] = static_cast<float>(image.pixels[i]) * norm.scale + norm.offset;
-  }
+std::vector<float> Normalize(const FloatImage& image, const Normalization& norm) {
+  std::vector<float> out(image.values.size());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = image.values[i] * norm.scale + norm.offset;
   return out;
 }
 
@@ -146,7 +182,7 @@ LatencyStats Summarize(std::vector<double> samples_ms) {
 
 std::vector<float> PrepareInput(const Image& image, int height, int width, int channels,
                                 const Normalization& norm, InvertMode invert, bool* inverted) {
-  Image prepared = Resize(ToChannels(image, channels), width, height);
+  FloatImage prepared = Resize(ToChannels(ToFloat(image), channels), width, height);
   const bool flip =
       invert == InvertMode::kYes || (invert == InvertMode::kAuto && HasLightBackground(prepared));
   if (flip) Invert(&prepared);

@@ -25,23 +25,39 @@ struct Prediction {
   float probability = 0.0f;  // softmax over all outputs
 };
 
-// RGB -> grey with integer BT.601 weights (299, 587, 114)/1000, rounded;
-// grey -> RGB by repetition. Same channel count: a copy.
-Image ToChannels(const Image& image, int channels);
+// The image as float32 (no rounding anywhere after this): the models were fed
+// tf.image.resize's float output, so the runner keeps fractions too.
+struct FloatImage {
+  int width = 0;
+  int height = 0;
+  int channels = 0;
+  std::vector<float> values;  // HWC
 
-// Shrinking: each output pixel is the mean of the source pixels in its cell
-// (integer cell bounds), so a large photo does not alias. Enlarging: nearest
-// neighbour. Same size: a copy.
-Image Resize(const Image& image, int width, int height);
+  float at(int y, int x, int c) const {
+    return values[(static_cast<size_t>(y) * width + x) * channels + c];
+  }
+};
+FloatImage ToFloat(const Image& image);
+
+// Grey -> RGB by repetition (tf.image.grayscale_to_rgb); RGB -> grey with
+// tf.image.rgb_to_grayscale's weights (0.2989, 0.5870, 0.1140), in float32 and
+// unrounded. Same channel count: a copy. Only 1 and 3 channels.
+FloatImage ToChannels(const FloatImage& image, int channels);
+
+// Bilinear resize with half-pixel centres, no antialiasing: the same arithmetic
+// (float32) as tf.image.resize(x, (height, width), method="bilinear",
+// antialias=False), which is what bnn-tf trains and evaluates with. Same size:
+// a copy (half-pixel centres map every pixel onto itself).
+FloatImage Resize(const FloatImage& image, int width, int height);
 
 // Fashion-MNIST/MNIST show light objects on a dark background. A photo of an
 // object on a light background must be inverted: this decides that from the
 // mean of the border pixels (> 127.5 means a light background).
-bool HasLightBackground(const Image& image);
-void Invert(Image* image);
+bool HasLightBackground(const FloatImage& image);
+void Invert(FloatImage* image);  // v -> 255 - v
 
 // pixel * scale + offset, in HWC order, as float32.
-std::vector<float> Normalize(const Image& image, const Normalization& norm);
+std::vector<float> Normalize(const FloatImage& image, const Normalization& norm);
 
 // For int8-input models: q = clamp(round(x / scale) + zero_point, -128, 127).
 std::vector<int8_t> QuantizeInt8(const std::vector<float>& values, float scale, int zero_point);
@@ -65,8 +81,8 @@ LatencyStats Summarize(std::vector<double> samples_ms);
 
 enum class InvertMode { kAuto, kYes, kNo };
 
-// The whole pre-processing of one image, in the order the models expect:
-// channels -> resize -> (maybe) invert -> normalise. `inverted` (optional)
+// The whole pre-processing of one image (any size, grey or RGB), in the order
+// bnn-tf's Python side uses: channels -> resize -> (maybe) invert -> normalise. `inverted` (optional)
 // reports whether the image was inverted.
 std::vector<float> PrepareInput(const Image& image, int height, int width, int channels,
                                 const Normalization& norm, InvertMode invert,

@@ -75,46 +75,67 @@ void TestPnm() {
   EXPECT_THROWS(ReadPnm("/nonexistent/bnn_runner.pgm"));
 }
 
+FloatImage FGrey(int w, int h, std::vector<float> v) {
+  FloatImage im;
+  im.width = w;
+  im.height = h;
+  im.channels = 1;
+  im.values = std::move(v);
+  return im;
+}
+
 void TestChannelsAndResize() {
   Image rgb;
   rgb.width = 1;
   rgb.height = 1;
   rgb.channels = 3;
   rgb.pixels = {255, 0, 0};
-  EXPECT(ToChannels(rgb, 1).pixels[0] == 76);  // (299 * 255 + 500) / 1000
+  EXPECT(Near(ToChannels(ToFloat(rgb), 1).values[0], 255 * 0.2989, 1e-4));
   rgb.pixels = {10, 200, 30};
-  EXPECT(ToChannels(rgb, 1).pixels[0] == (299 * 10 + 587 * 200 + 114 * 30 + 500) / 1000);
-  Image g3 = ToChannels(Grey(1, 1, {7}), 3);
-  EXPECT(g3.channels == 3 && g3.pixels[0] == 7 && g3.pixels[2] == 7);
+  EXPECT(Near(ToChannels(ToFloat(rgb), 1).values[0], 10 * 0.2989 + 200 * 0.587 + 30 * 0.114, 1e-4));
+  FloatImage g3 = ToChannels(ToFloat(Grey(1, 1, {7})), 3);
+  EXPECT(g3.channels == 3 && g3.values[0] == 7 && g3.values[1] == 7 && g3.values[2] == 7);
+  EXPECT_THROWS(ToChannels(g3, 2));
 
-  // 4x4 -> 2x2: each output is the rounded mean of a 2x2 block.
-  Image big = Grey(4, 4, {0, 2, 10, 10, 4, 6, 10, 11, 100, 100, 0, 0, 100, 101, 0, 255});
-  Image small = Resize(big, 2, 2);
+  // 4 -> 2 (factor 2): half-pixel centres fall between source pixels 2i and 2i+1,
+  // so each output is the mean of a 2x2 block (tf.image.resize, bilinear).
+  FloatImage big = ToFloat(Grey(4, 4, {0, 2, 10, 10, 4, 6, 10, 11, 100, 100, 0, 0, 100, 101, 0, 255}));
+  FloatImage small = Resize(big, 2, 2);
   EXPECT(small.width == 2 && small.height == 2);
-  EXPECT(small.pixels[0] == 3);    // (0+2+4+6)/4
-  EXPECT(small.pixels[1] == 10);   // (10+10+10+11)/4 = 10.25
-  EXPECT(small.pixels[2] == 100);  // 401/4 = 100.25
-  EXPECT(small.pixels[3] == 64);   // 255/4 = 63.75
-  // 2x1 -> 4x2: nearest neighbour.
-  Image up = Resize(Grey(2, 1, {1, 9}), 4, 2);
-  EXPECT(up.pixels == std::vector<uint8_t>({1, 1, 9, 9, 1, 1, 9, 9}));
+  EXPECT(Near(small.values[0], 3.0));     // (0+2+4+6)/4
+  EXPECT(Near(small.values[1], 10.25));   // (10+10+10+11)/4
+  EXPECT(Near(small.values[2], 100.25));  // 401/4
+  EXPECT(Near(small.values[3], 63.75));   // 255/4
+  // 2 -> 4 (enlarging): source coordinates -0.25, 0.25, 0.75, 1.25, clamped at the edges.
+  FloatImage up = Resize(FGrey(2, 1, {0, 100}), 4, 1);
+  EXPECT(Near(up.values[0], 0.0) && Near(up.values[1], 25.0) && Near(up.values[2], 75.0) &&
+         Near(up.values[3], 100.0));
   // Same size is the identity.
-  EXPECT(Resize(big, 4, 4).pixels == big.pixels);
-  // 3 -> 2 (non-integer ratio): cells [0,2) and [1,3) overlap on the middle pixel.
-  Image odd = Resize(Grey(3, 1, {0, 100, 200}), 2, 1);
-  EXPECT(odd.pixels[0] == 50 && odd.pixels[1] == 150);
+  EXPECT(Resize(big, 4, 4).values == big.values);
+  // 3 -> 2: coordinates 0.25 and 1.75 -> 25 and 175 (no area averaging: like TF, it aliases).
+  FloatImage odd = Resize(FGrey(3, 1, {0, 100, 200}), 2, 1);
+  EXPECT(Near(odd.values[0], 25.0) && Near(odd.values[1], 175.0));
+  // Rows and columns interpolate independently; channels stay apart.
+  FloatImage rgb2;
+  rgb2.width = 2;
+  rgb2.height = 2;
+  rgb2.channels = 3;
+  rgb2.values = {0, 10, 20, 40, 50, 60, 80, 90, 100, 120, 130, 140};
+  FloatImage one = Resize(rgb2, 1, 1);  // centre of the 2x2: the mean of the four
+  EXPECT(one.channels == 3 && Near(one.values[0], 60.0) && Near(one.values[1], 70.0) &&
+         Near(one.values[2], 80.0));
 }
 
 void TestInvertAndNormalize() {
-  Image dark = Grey(3, 3, {0, 0, 0, 0, 255, 0, 0, 0, 0});
+  FloatImage dark = FGrey(3, 3, {0, 0, 0, 0, 255, 0, 0, 0, 0});
   EXPECT(!HasLightBackground(dark));
-  Image light = Grey(3, 3, {250, 250, 250, 250, 0, 250, 250, 250, 250});
+  FloatImage light = FGrey(3, 3, {250, 250, 250, 250, 0, 250, 250, 250, 250});
   EXPECT(HasLightBackground(light));
   Invert(&light);
-  EXPECT(light.pixels[0] == 5 && light.pixels[4] == 255);
+  EXPECT(light.values[0] == 5 && light.values[4] == 255);
 
   Normalization norm;  // bnn-tf's default: x / 127.5 - 1
-  std::vector<float> v = Normalize(Grey(3, 1, {0, 255, 51}), norm);
+  std::vector<float> v = Normalize(FGrey(3, 1, {0, 255, 51}), norm);
   EXPECT(Near(v[0], -1.0) && Near(v[1], 1.0) && Near(v[2], 51 / 127.5 - 1.0));
 
   bool inverted = false;

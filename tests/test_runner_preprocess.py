@@ -1,0 +1,113 @@
+"""The C++ runner's pre-processing of own images (grey PGM / RGB PPM of any size) against
+TensorFlow's: channel conversion, `tf.image.resize(..., "bilinear", antialias=False)` and
+`pixel * scale + offset`.
+
+The runner's TFLite-free self-test is built straight from the template folder (no bundle,
+no trained model), so these tests need only cmake, g++ and the Fashion-MNIST test images.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "converters" / "deploy_templates" / "rpi"
+SCALE, OFFSET = 1 / 127.5, -1.0
+
+
+@pytest.fixture(scope="module")
+def selftest(tmp_path_factory) -> Path:
+    if shutil.which("cmake") is None or shutil.which("g++") is None:
+        pytest.skip("cmake/g++ not installed")
+    build = tmp_path_factory.mktemp("runner-preprocess")
+    subprocess.run(
+        ["cmake", "-S", str(TEMPLATE), "-B", str(build), "-DBNN_SELFTEST_ONLY=ON",
+         "-DCMAKE_CXX_FLAGS=-Wall -Wextra -Werror"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True, text=True)
+    return build / "bnn_runner_selftest"
+
+
+def _write_pnm(path: Path, pixels: np.ndarray) -> Path:
+    """Binary PGM (H×W) or PPM (H×W×3), 8 bit."""
+    h, w = pixels.shape[:2]
+    magic = b"P6" if pixels.ndim == 3 else b"P5"
+    path.write_bytes(magic + f"\n{w} {h}\n255\n".encode() + pixels.astype(np.uint8).tobytes())
+    return path
+
+
+def _dump(selftest: Path, image: Path, h: int, w: int, c: int) -> tuple[bool, np.ndarray]:
+    out = subprocess.run(
+        [str(selftest), "--dump-input", str(image), str(h), str(w), str(c), repr(SCALE),
+         repr(OFFSET), "no"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = out.stdout.split()
+    assert lines[0] == "inverted"
+    return lines[1] == "1", np.array(lines[2:], dtype=np.float32).reshape(h, w, c)
+
+
+def _python(pixels: np.ndarray, h: int, w: int, c: int) -> np.ndarray:
+    """bnn-tf's pre-processing of an own image, in TensorFlow."""
+    x = tf.constant(pixels, tf.float32)
+    if x.shape.rank == 2:
+        x = x[..., None]
+    if x.shape[-1] == 1 and c == 3:
+        x = tf.image.grayscale_to_rgb(x)
+    elif x.shape[-1] == 3 and c == 1:
+        x = tf.image.rgb_to_grayscale(x)
+    x = tf.image.resize(x, (h, w), method="bilinear", antialias=False)
+    return (x.numpy() * SCALE + OFFSET).astype(np.float32)
+
+
+def _tinted_rgb(fmnist, height: int, width: int) -> np.ndarray:
+    """A real Fashion-MNIST item on a (height × width) canvas, tinted differently per channel,
+    so that a channel mix-up or an off-by-one in the resize shows."""
+    canvas = np.zeros((height, width), np.float32)
+    item = fmnist.x_test[3, ..., 0].astype(np.float32)
+    canvas[: min(28, height), : min(28, width)] = item[: min(28, height), : min(28, width)]
+    ramp = np.linspace(0, 60, width, dtype=np.float32)[None, :]
+    rgb = np.stack([canvas, 0.6 * canvas + ramp, 255 - canvas * 0.8], axis=-1)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("src_hw", "dst_hwc"),
+    [
+        ((37, 45), (32, 32, 3)),  # smaller, non-integer ratios, RGB -> RGB
+        ((20, 23), (32, 32, 3)),  # enlarging
+        ((37, 45), (28, 28, 1)),  # RGB photo -> grey model
+    ],
+)
+def test_rgb_image_of_another_size_equals_tensorflow(selftest, tmp_path, fmnist, src_hw, dst_hwc):
+    rgb = _tinted_rgb(fmnist, *src_hw)
+    image = _write_pnm(tmp_path / "photo.ppm", rgb)
+    inverted, cpp = _dump(selftest, image, *dst_hwc)
+    py = _python(rgb, *dst_hwc)
+    assert not inverted
+    assert cpp.shape == py.shape
+    np.testing.assert_allclose(cpp, py, rtol=0, atol=1e-5)
+    # The three channels really differ (so the comparison checks their order).
+    if dst_hwc[2] == 3:
+        assert np.abs(py[..., 0] - py[..., 2]).max() > 0.5
+
+
+def test_grey_image_to_rgb_model_equals_tensorflow(selftest, tmp_path, fmnist):
+    grey = fmnist.x_test[7, ..., 0]
+    image = _write_pnm(tmp_path / "item.pgm", grey)
+    _, cpp = _dump(selftest, image, 32, 32, 3)
+    np.testing.assert_allclose(cpp, _python(grey, 32, 32, 3), rtol=0, atol=1e-5)
+
+
+def test_same_size_grey_is_exact(selftest, tmp_path, fmnist):
+    grey = fmnist.x_test[11, ..., 0]
+    image = _write_pnm(tmp_path / "item.pgm", grey)
+    _, cpp = _dump(selftest, image, 28, 28, 1)
+    expected = grey.astype(np.float32)[..., None] * np.float32(SCALE) + np.float32(OFFSET)
+    np.testing.assert_array_equal(cpp, expected)
