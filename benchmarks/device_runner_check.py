@@ -31,7 +31,6 @@ Steps:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -41,13 +40,20 @@ import sys
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import record_header  # noqa: E402
+BENCHMARK = harness.Benchmark(
+    name="device_runner_check",
+    description="bundle's C++ runner: optimised LCE kernel, x86_64 + aarch64 (qemu) vs expected",
+    manual="LCE_SOURCE_DIR=... python benchmarks/device_runner_check.py --bundle BUNDLE "
+    "--build-root DIR [--deps-dir DEPS] [--objects-only]",
+    smoke_args=["--bundle", "$BNN_DEVICE_BUNDLE", "--objects-only",
+                "--build-root", "{tmp}/build"],
+    requires_env=["LCE_SOURCE_DIR", "BNN_DEVICE_BUNDLE"],
+)  # fmt: skip
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+REPO = harness.REPO
 # DEPS/<folder> -> the CMake variable that points TFLite's build at it.
 DEPENDENCY_VARIABLES = {
     "abseil-cpp": "FETCHCONTENT_SOURCE_DIR_ABSEIL-CPP",
@@ -364,7 +370,7 @@ def object_checks(args, source: Path, logfile: Path) -> dict:
     return out
 
 
-def plot_objects(record: dict, path: Path) -> None:
+def plot_objects(record: dict):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -392,10 +398,10 @@ def plot_objects(record: dict, path: Path) -> None:
     b.set_title(f"default LceBconv2d kernel (machine code); aarch64 NEON CNT: "
                 f"{arm['bundle_cmake']['neon_cnt_instructions']}", fontsize=9)  # fmt: skip
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return fig
 
 
-def plot(record: dict, deltas: dict, path: Path) -> None:
+def plot(record: dict, deltas: dict):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -423,11 +429,11 @@ def plot(record: dict, deltas: dict, path: Path) -> None:
     b.set_title("x86_64 latency, same model")
     fig.suptitle(f"device_runner_check: {record['bundle_model']}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return fig
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = harness.argument_parser(BENCHMARK, __doc__)
     p.add_argument("--bundle", type=Path, required=True)
     p.add_argument("--lce-source-dir", type=Path, default=os.environ.get("LCE_SOURCE_DIR"))
     p.add_argument("--tensorflow-source-dir", type=Path,
@@ -439,12 +445,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
     p.add_argument("--bench-runs", type=int, default=50)
-    p.add_argument("--out", type=Path, default=RESULTS / "device_runner_check.json")
     p.add_argument("--objects-only", action="store_true",
                    help="compile only the runner and LCE's kernels (minutes, not hours) and "
                    "check their machine code; no TFLite library, no runs")  # fmt: skip
     args = p.parse_args(argv)
-    load_before = os.getloadavg()
+    recorder = harness.Recorder(BENCHMARK, argv, args.results_dir)
     if not args.lce_source_dir:
         p.error("give --lce-source-dir or LCE_SOURCE_DIR")
     args.lce_source_dir = args.lce_source_dir.resolve()
@@ -464,10 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     source = args.build_root / RUNNER_COPY
     sync_tree(bundle / "runner", source)
 
-    record = record_header("device_runner_check", load_before)
-    record["git_commit"] = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    record: dict = {}
     record["bundle_model"] = json.loads((bundle / "metadata.json").read_text())["model"].get(
         "name", bundle.name
     )
@@ -507,11 +509,9 @@ def main(argv: list[str] | None = None) -> int:
                 oc[a]["bnn_runner_cc_warnings"] for a in oc
             ),
         }
-        record["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
-        plot_objects(record, args.out.with_suffix(".png"))
-        log(f"wrote {args.out}; goals: {record['goals']}")
+        recorder.write_json(BENCHMARK.name, record)
+        recorder.write_png(BENCHMARK.name, plot_objects(record))
+        log(f"goals: {record['goals']}")
         return 0 if all(record["goals"].values()) else 1
 
     t0 = time.monotonic()
@@ -550,7 +550,6 @@ def main(argv: list[str] | None = None) -> int:
 
     log("x86_64 latency")
     record["latency_x86_64"] = latency(args, bx86, bundle, images[0])
-    record["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
 
     traces = record["aarch64_executed_kernels"]
     goals = {
@@ -571,10 +570,9 @@ def main(argv: list[str] | None = None) -> int:
         "at_least_200_images": len(images) >= 200,
     }
     record["goals"] = goals
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    plot(record, deltas, args.out.with_suffix(".png"))
-    log(f"wrote {args.out} and {args.out.with_suffix('.png')}; goals: {goals}")
+    recorder.write_json(BENCHMARK.name, record)
+    recorder.write_png(BENCHMARK.name, plot(record, deltas))
+    log(f"goals: {goals}")
     return 0 if all(goals.values()) else 1
 
 

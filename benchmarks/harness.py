@@ -103,6 +103,9 @@ class Benchmark:
         runs: several committed results from one script: result name → args
             (then `default_args` is unused).
         manual: a command run by hand instead of by `run_all` (e.g. needs root).
+        requires_env: environment variables the benchmark needs (e.g. a path to
+            sources CI does not have); `$VAR` in the arguments expands to them, and
+            the smoke test skips, naming them, when one is unset.
     """
 
     name: str
@@ -111,6 +114,11 @@ class Benchmark:
     smoke_args: Sequence[str] = ()
     runs: Mapping[str, Sequence[str]] = field(default_factory=dict)
     manual: str | None = None
+    requires_env: Sequence[str] = ()
+
+    def missing_env(self) -> list[str]:
+        """The `requires_env` variables that are not set here."""
+        return [v for v in self.requires_env if not os.environ.get(v)]
 
     def commands(self) -> dict[str, list[str]]:
         """Result name → script arguments, for every committed result of this script."""
