@@ -214,8 +214,57 @@ class TrainConfig:
     recipe: str | None = None  # a name from bnn_tf.recipes.RECIPES
     # How the steps run (XLA or not), not a training setting: not compared on resume.
     jit_compile: bool = False
+    # --- own data (issue 15). `data` overrides `dataset` when set.
+    data: str | None = field(
+        default=None,
+        metadata={
+            "flag": "--data",
+            "help": "training data: an image folder (one sub-folder per class; png/jpg/bmp/gif), "
+            "a .npz (x_train, y_train[, x_test, y_test]) or a built-in name (fashion_mnist, mnist); "
+            "default: --dataset",
+        },
+    )
+    image_size: list[int] | None = field(
+        default=None,
+        metadata={
+            "flag": "--image-size",
+            "nargs": 2,
+            "type": int,
+            "metavar": ("H", "W"),
+            "help": "resize every image to H×W (bilinear); default: the images' own size",
+        },
+    )
+    channels: int | None = field(
+        default=None,
+        metadata={
+            "flag": "--channels",
+            "type": int,
+            "choices": [1, 3],
+            "help": "1 (grey) or 3 (RGB); default: 3 if any image is in colour, else 1",
+        },
+    )
+    val_split: float = field(
+        default=0.1,
+        metadata={
+            "flag": "--val-split",
+            "type": float,
+            "help": "fraction of the training images held out (seeded) as validation, "
+            "logged as val_* every epoch (default 0.1; 0: no validation)",
+        },
+    )
+    test_data: str | None = field(
+        default=None,
+        metadata={
+            "flag": "--test-data",
+            "help": "separate test folder/.npz (same classes), used only for the final report; "
+            "default: the data's own test part, else a seeded 20% split of a folder",
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.image_size is not None:
+            # A list, as run.json stores it, so resumed runs compare equal.
+            self.image_size = [int(v) for v in self.image_size]
         # "constant" is the default; stored as None so run.json files of older
         # runs (without the field) still match on resume.
         if self.bop_gamma_schedule == "constant":
@@ -225,6 +274,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1 (got {getattr(self, name)}).")
+        if not 0 <= self.val_split < 1:
+            raise ConfigError(
+                f"val_split must be in [0, 1) (got {self.val_split}). Fix: e.g. --val-split 0.1."
+            )
         if self.limit_train is not None and self.limit_train < 1:
             raise ConfigError(f"limit_train must be ≥ 1 (got {self.limit_train}).")
         if self.jit_compile and self.recipe is not None:
@@ -240,6 +293,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def data_source(self) -> str:
+        """Where the training data comes from: `data` if set, else the built-in `dataset`."""
+        return self.data or self.dataset
 
     def optimizer_config(self, name: str) -> optimizers.OptimizerConfig:
         """The `OptimizerConfig` for optimizer `name` with this run's settings.
@@ -292,13 +350,18 @@ def _check_resume(out: Path, config: TrainConfig) -> str:
 
 @dataclass
 class TrainData:
-    """The data side of a run: where it came from and the pipelines built from it."""
+    """The data side of a run: where it came from and the pipelines built from it.
 
-    splits: data.Splits
+    `validation` (None with `val_split=0`) is what Keras evaluates every epoch;
+    `test` is for the final report only.
+    """
+
+    splits: data.ImageData
     train: tf.data.Dataset
     test: tf.data.Dataset
     train_images: int
     steps_per_epoch: int
+    validation: tf.data.Dataset | None = None
 
 
 def open_run(
@@ -327,35 +390,60 @@ def load_train_data(
     log: Callable[[str], None] = print,
     note: str = "",
 ) -> TrainData:
-    """Load `config.dataset` (unless `splits` is given), apply `limit_train`, build pipelines."""
-    if splits is None:
-        splits = data.load(config.dataset, data_dir=data_dir)
-    log(f"data: {splits.name} from {splits.source}{note}")
-    x_train, y_train = splits.x_train, splits.y_train
-    if config.limit_train is not None:
-        x_train, y_train = x_train[: config.limit_train], y_train[: config.limit_train]
+    """Open `config.data_source` (or the given built-in `splits`), split off validation, build pipelines."""
+    images = data.open_data(
+        config.data_source,
+        image_size=config.image_size,
+        channels=config.channels,
+        val_split=config.val_split,
+        test_data=config.test_data,
+        seed=config.seed,
+        limit_train=config.limit_train,
+        data_dir=data_dir,
+        splits=splits,
+        log=log,
+    )
+    d = images.description
+    log(
+        f"data: {images.name} from {images.source}{note}: {d.splits['train']} train, "
+        f"{d.splits['validation']} validation, {d.splits['test']} test images, "
+        f"{len(d.class_names)} classes, input {'×'.join(map(str, images.input_shape))}"
+    )
     # The shuffle/augmentation seeds combine the op seed with the global one.
     tf.keras.utils.set_random_seed(config.seed)
-    train_ds = data.make_dataset(
-        x_train, y_train, batch_size=config.batch_size, training=True,
-        augment=config.augment, seed=config.seed,
+    train_ds = images.dataset(
+        "train", batch_size=config.batch_size, training=True, augment=config.augment,
+        seed=config.seed,
     )  # fmt: skip
-    test_ds = data.make_dataset(splits.x_test, splits.y_test, batch_size=512)
+    validation = images.dataset("validation", batch_size=512) if len(images.val_part) else None
+    n_train = len(images.train_part)
     return TrainData(
-        splits=splits,
+        splits=images,
         train=train_ds,
-        test=test_ds,
-        train_images=int(len(x_train)),
-        steps_per_epoch=-(-len(x_train) // config.batch_size),
+        test=images.dataset("test", batch_size=512),
+        validation=validation,
+        train_images=n_train,
+        steps_per_epoch=-(-n_train // config.batch_size),
     )
 
 
-def write_run_file(out: Path, config: TrainConfig, splits: data.Splits) -> None:
-    """`run.json`: the settings a later run is compared with before resuming."""
-    atomic.write_json(
-        out / RUN_FILE,
-        {"config": config.to_dict(), "data_source": splits.source, "bnn_tf_version": _version()},
-    )
+def write_run_file(out: Path, config: TrainConfig, splits) -> None:
+    """`run.json`: the settings a later run is compared with before resuming, and its data."""
+    record = {
+        "config": config.to_dict(),
+        "data_source": splits.source,
+        "bnn_tf_version": _version(),
+    }
+    if isinstance(splits, data.ImageData):
+        record["data"] = splits.description.to_dict()
+    atomic.write_json(out / RUN_FILE, record)
+
+
+def check_model_input(model_name: str, images: data.ImageData) -> None:
+    """Refuse data the zoo model cannot take (shape, channels), naming the fix."""
+    from bnn_tf.models.registry import check_input_shape
+
+    check_input_shape(model_name, images.input_shape)
 
 
 def train(
@@ -394,6 +482,7 @@ def train(
         from bnn_tf.recipes import zoo_model_kwargs
 
         model_kwargs = zoo_model_kwargs(config.model, "adam", model_kwargs)
+    check_model_input(config.model, splits)
     model = zoo.build(
         config.model,
         input_shape=splits.input_shape,
@@ -423,7 +512,8 @@ def train(
     from bnn_tf.callbacks import standard_callbacks
 
     records = fit(
-        model, td.train, epochs=config.epochs, out_dir=out, validation_data=td.test, verbose=verbose,
+        model, td.train, epochs=config.epochs, out_dir=out, validation_data=td.validation,
+        verbose=verbose,
         callbacks=standard_callbacks(model, config.epochs),
     )  # fmt: skip
     train_seconds = time.perf_counter() - start
@@ -431,6 +521,7 @@ def train(
     if backup.is_dir() and not any(backup.iterdir()):
         backup.rmdir()  # BackupAndRestore empties it after a finished run
 
+    # The only use of the test set: the final report.
     _, test_acc = model.evaluate(td.test, verbose=0)
     atomic.write_with(out / MODEL_FILE, lambda tmp: model.save(tmp))
     summary = {
@@ -439,6 +530,8 @@ def train(
         "data_source": splits.source,
         "epochs": config.epochs,
         "test_accuracy": float(test_acc),
+        "validation_accuracy": records[-1].get("val_accuracy") if records else None,
+        "data": splits.description.splits,
         "train_images": td.train_images,
         "seconds_this_run": round(train_seconds, 1),
         "seconds_total": round(sum(r.get("seconds", 0.0) for r in records), 1),

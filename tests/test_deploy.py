@@ -101,15 +101,19 @@ def test_samples_are_real_images_with_expected_predictions(rpi_bundle, fmnist):
     d = rpi_bundle.directory
     expected = json.loads((d / "samples" / "expected.json").read_text())
     assert len(expected["samples"]) == SAMPLES
-    lite = converters.tflite_predict(d / "model.tflite", data.preprocess(fmnist.x_test[:SAMPLES]))
+    index = [s["test_index"] for s in expected["samples"]]
+    # Spread over the classes: no two samples share a label while classes remain.
+    assert len({int(fmnist.y_test[k]) for k in index}) == SAMPLES
+    lite = converters.tflite_predict(d / "model.tflite", data.preprocess(fmnist.x_test[index]))
     import matplotlib.image as mpimg
 
-    for i, s in enumerate(expected["samples"]):
-        assert s["test_index"] == i and s["label"] == int(fmnist.y_test[i])
-        np.testing.assert_array_equal(_read_pgm(d / s["pgm"]), fmnist.x_test[i, ..., 0])
+    for i, (s, k) in enumerate(zip(expected["samples"], index, strict=True)):
+        assert s["label"] == int(fmnist.y_test[k])
+        assert s["file"] == s["pgm"] and s["file"].endswith(".pgm")
+        np.testing.assert_array_equal(_read_pgm(d / s["pgm"]), fmnist.x_test[k, ..., 0])
         png = mpimg.imread(d / s["png"])  # float in [0, 1] for 8-bit PNGs
         np.testing.assert_array_equal(
-            np.round(png * 255).astype(np.uint8), fmnist.x_test[i, ..., 0]
+            np.round(png * 255).astype(np.uint8), fmnist.x_test[k, ..., 0]
         )
         np.testing.assert_allclose(s["logits"], lite[i], rtol=1e-6, atol=1e-6)
         assert s["expected_top1"] == int(lite[i].argmax())
