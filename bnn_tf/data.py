@@ -920,20 +920,10 @@ def open_data(
                 f"{path}: {len(x_train)} x_train images but {len(arrays['y_train'])} y_train labels. "
                 "Fix: one label per image."
             )
-        y_all = [np.asarray(arrays["y_train"])] + (
-            [np.asarray(arrays["y_test"])] if "y_test" in arrays else []
-        )
-        num = (
-            int(
-                max(
-                    int(np.max(y))
-                    if len(y) and np.issubdtype(np.asarray(y).dtype, np.integer)
-                    else 0
-                    for y in y_all
-                )
-            )
-            + 1
-        )
+        y_tr = np.asarray(arrays["y_train"])
+        # The classes are what the training labels show; test labels must stay within them.
+        integer = np.issubdtype(y_tr.dtype, np.integer) and len(y_tr)
+        num = int(y_tr.max()) + 1 if integer else 1
         if "class_names" in arrays:
             class_names = [str(c) for c in arrays["class_names"]]
         else:
