@@ -774,8 +774,8 @@ def _seeded_split(part: _Part, fraction: float, seed: int, salt: int) -> tuple[_
     """(kept, held out): a seeded random `fraction` of `part` held out."""
     if fraction <= 0:
         return part, part.take(np.arange(0))
-    n_out = int(round(len(part) * fraction))
-    if n_out < 1 or n_out >= len(part):
+    n_out = max(1, int(round(len(part) * fraction)))
+    if n_out >= len(part):
         raise ConfigError(
             f"a split of {fraction:g} of {len(part)} images leaves an empty part. "
             "Fix: use more images or a split between 0 and 1 that keeps both parts non-empty."
