@@ -196,7 +196,7 @@ def _run(recipe, build, train, test, out_dir: Path, *, epochs, steps, opt, teach
         epochs=epochs,
         out_dir=out_dir,
         steps_per_epoch=steps,
-        test_data=test,
+        validation_data=test,
         optimizer_config=opt,
         teacher=teacher,
         verbose=0,

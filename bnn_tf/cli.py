@@ -68,6 +68,7 @@ def cmd_models(args: argparse.Namespace, out: Output) -> int:
                 "description": m.description,
                 "lce_binary_kernels": m.lce_binary,
                 "default_input_shape": list(m.default_input_shape),
+                "accepts": m.accepts,
                 "float_twin": m.float_twin,
                 "default_training": trainings[m.name].to_dict(),
             }
@@ -77,14 +78,16 @@ def cmd_models(args: argparse.Namespace, out: Output) -> int:
     width = max(len(m.name) for m in rows)
     train_width = max(len(t.describe()) for t in trainings.values())
     lines = [
-        f"{'model':<{width}}  LCE binary  input        {'default training':<{train_width}}  "
-        "description"
+        f"{'model':<{width}}  LCE binary  input        accepts          "
+        f"{'default training':<{train_width}}  description"
     ]
     for m in rows:
         shape = "×".join(map(str, m.default_input_shape))
+        acc = m.accepts
+        accepts = f"≥{acc['min_size']}px, {'/'.join(map(str, acc['channels']))} ch"
         lines.append(
             f"{m.name:<{width}}  {'yes' if m.lce_binary else 'no':<10}  {shape:<11}  "
-            f"{trainings[m.name].describe():<{train_width}}  {m.description}"
+            f"{accepts:<15}  {trainings[m.name].describe():<{train_width}}  {m.description}"
         )
     lines.append(
         "\ndefault training: what `bnn-tf train MODEL` uses without --optimizer "
@@ -119,6 +122,7 @@ def _train_config(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace, out: Output) -> int:
     from bnn_tf import experiment
 
+    _check_output_dir(args.out, "--out")
     config = _train_config(args)
     verbose: Any = 0 if args.json else "auto"
     summary = experiment.train(
@@ -139,6 +143,9 @@ def cmd_convert(args: argparse.Namespace, out: Output) -> int:
 
     if args.int8 and not args.portable:
         raise ConfigError("--int8 applies to the portable model. Fix: add --portable.")
+    _check_output_file(args.output, "-o")
+    if args.portable_output:
+        _check_output_file(args.portable_output, "--portable-output")
     original = converters.load_keras_model(args.model_file)
     # Binary QuantDense → 1×1 binary conv (identical outputs) so it runs on LceBconv2d.
     model = original if args.no_dense_rewrite else converters.rewrite_binary_dense(original)
@@ -171,22 +178,47 @@ def cmd_convert(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def _convert_portable(args: argparse.Namespace, model, lce_flatbuffer: bytes, out: Output) -> dict:
-    from bnn_tf import atomic, converters, data
-    from bnn_tf.converters.portable import compare_portable
+def _model_data(args: argparse.Namespace, model, out: Output):
+    """The data to compare `model` on: --data, --dataset, the run's own data, or None."""
+    from bnn_tf import data
 
-    splits = data.load(args.dataset, data_dir=args.data_dir)
-    calibration = data.preprocess(splits.x_train[:300]) if args.int8 else None
+    images, how = data.for_model(
+        tuple(model.input_shape), data=getattr(args, "data", None), dataset=args.dataset,
+        model_path=args.model_file, data_dir=args.data_dir, log=out.say,
+    )  # fmt: skip
+    return images, how
+
+
+def _test_arrays(images, args: argparse.Namespace):
+    from bnn_tf.errors import ConfigError
+
+    limit = getattr(args, "limit", None)
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be ≥ 1 (got {limit}).")
+    return images.arrays("test", limit)
+
+
+def _convert_portable(args: argparse.Namespace, model, lce_flatbuffer: bytes, out: Output) -> dict:
+    from bnn_tf import atomic, converters
+    from bnn_tf.converters.portable import compare_portable
+    from bnn_tf.errors import ConfigError
+
+    images, how = _model_data(args, model, out)
+    if images is None and args.int8:
+        raise ConfigError(
+            f"--int8 needs calibration images but there are none: {how}. "
+            "Fix: pass --data with the training data."
+        )
+    calibration = images.arrays("train", 300)[0] if args.int8 else None
     flatbuffer = converters.convert_portable(model, int8=args.int8, representative_data=calibration)
     default = Path(args.output).with_suffix(".int8.tflite" if args.int8 else ".portable.tflite")
     path = atomic.write_bytes(args.portable_output or default, flatbuffer)
-    x, y = splits.x_test, splits.y_test
-    if args.limit is not None:
-        x, y = x[: args.limit], y[: args.limit]
-    out.say(f"comparing LCE and portable models on {len(x)} {splits.name} test images")
-    comparison = compare_portable(
-        model, lce_flatbuffer, flatbuffer, data.preprocess(x), y, int8=args.int8
-    )
+    if images is None:
+        out.say(f"comparison skipped: {how}; pass --data to compare the LCE and portable models")
+        return {"output": str(path), "comparison": None, "table": "comparison skipped: " + how}
+    x, y = _test_arrays(images, args)
+    out.say(f"comparing LCE and portable models on {len(x)} test images of {how}")
+    comparison = compare_portable(model, lce_flatbuffer, flatbuffer, x, y, int8=args.int8)
     if comparison.portable_accuracy < comparison.keras_accuracy - 0.01:
         out.say(
             f"warning: the portable model loses {comparison.keras_accuracy - comparison.portable_accuracy:.1%} "
@@ -195,26 +227,20 @@ def _convert_portable(args: argparse.Namespace, model, lce_flatbuffer: bytes, ou
     return {"output": str(path), **comparison.to_dict(), "table": comparison.format()}
 
 
-def _load_test_images(args: argparse.Namespace):
-    from bnn_tf import data
-    from bnn_tf.errors import ConfigError
-
-    splits = data.load(args.dataset, data_dir=args.data_dir)
-    x, y = splits.x_test, splits.y_test
-    if args.limit is not None:
-        if args.limit < 1:
-            raise ConfigError(f"--limit must be ≥ 1 (got {args.limit}).")
-        x, y = x[: args.limit], y[: args.limit]
-    return data.preprocess(x), y, splits
-
-
 def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     from bnn_tf import converters
+    from bnn_tf.errors import ConfigError
 
     model = converters.load_keras_model(args.model_file)
     converters.parse(args.tflite_file)  # fail fast on a bad .tflite, before loading data
-    x, y, splits = _load_test_images(args)
-    out.say(f"data: {len(x)} {splits.name} test images from {splits.source}")
+    images, how = _model_data(args, model, out)
+    if images is None:
+        raise ConfigError(
+            f"verify has {how}. Fix: pass --data (an image folder, or a .npz whose x_test has "
+            "the model's input shape)."
+        )
+    x, y = _test_arrays(images, args)
+    out.say(f"data: {len(x)} test images of {how}")
     result = converters.verify(
         model, args.tflite_file, x, y, num_threads=args.threads, progress=not args.json
     )
@@ -255,6 +281,8 @@ def cmd_bench(args: argparse.Namespace, out: Output) -> int:
 def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     from bnn_tf.converters.deploy import deploy
 
+    _check_output_dir(args.output, "-o")
+
     labels = None
     if args.labels:
         from bnn_tf.errors import ConfigError
@@ -266,7 +294,7 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     bundle = deploy(
         args.model_file, args.output, target=args.target, tflite=args.tflite,
         dataset=args.dataset, labels=labels, samples=args.samples,
-        data_dir=args.data_dir, overwrite=args.overwrite,
+        data_dir=args.data_dir, overwrite=args.overwrite, data_source=args.data, log=out.say,
     )  # fmt: skip
     out.result(bundle.to_dict(), bundle.format())
     return 0
@@ -296,12 +324,68 @@ def _add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
 
 
+# --- data to compare on, and output paths checked before any work
+
+
+def _add_compare_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data", default=None,
+        help="data to compare on: an image folder (read at the model's input size), a .npz "
+        "(x_test, y_test) or a built-in name; default: the run's own data (run.json next to "
+        "the model), else fashion_mnist for a 28×28×1 model",
+    )  # fmt: skip
+
+
+def _check_output_dir(path: str, flag: str) -> None:
+    """A folder to write into: refuse a file or an unwritable place before any work."""
+    from bnn_tf.errors import ConfigError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{flag} {p} is an existing file. Fix: pass a folder (new or a run's).")
+    _check_writable(p, flag)
+
+
+def _check_output_file(path: str, flag: str) -> None:
+    """A .tflite to write: refuse a folder, a file that is not a .tflite, an unwritable place."""
+    from bnn_tf.errors import ConfigError
+
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(
+            f"{flag} {p} is a folder. Fix: pass a file name such as {p / 'model.tflite'}."
+        )
+    if p.is_file():
+        with open(p, "rb") as f:
+            head = f.read(8)
+        if head[4:8] != b"TFL3":
+            raise ConfigError(
+                f"{flag} {p} exists and is not a .tflite; it was left untouched. "
+                "Fix: choose another output path."
+            )
+    _check_writable(p.parent, flag)
+
+
+def _check_writable(p: Path, flag: str) -> None:
+    from bnn_tf.errors import ConfigError
+
+    # The nearest existing ancestor must be writable; missing folders are created later.
+    probe = p
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and (not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK)):
+        what = "is a file" if not probe.is_dir() else "is not writable"
+        raise ConfigError(f"{flag} {p}: {probe} {what}. Fix: choose a writable output path.")
+
+
 def _add_data(p: argparse.ArgumentParser, *, limit: bool) -> None:
     from bnn_tf import data
 
     p.add_argument(
-        "--dataset", default="fashion_mnist", choices=data.available(),
-        help="data set (default: fashion_mnist)",
+        "--dataset", default=None, choices=data.available(),
+        help="built-in data set; default: the run's own data (run.json), else fashion_mnist",
     )  # fmt: skip
     _add_data_dir(p)
     if limit:
@@ -457,6 +541,7 @@ def _args_convert(p: argparse.ArgumentParser) -> None:
         help="path of the portable model (default: OUTPUT with .portable.tflite / .int8.tflite)",
     )
     _add_data(p, limit=True)
+    _add_compare_data(p)
     _add_json(p)
 
 
@@ -464,6 +549,7 @@ def _args_verify(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_file", help="the .keras model")
     p.add_argument("tflite_file", help="the .tflite converted from it")
     _add_data(p, limit=True)
+    _add_compare_data(p)
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
     p.add_argument(
         "--min-agreement",
@@ -509,6 +595,7 @@ def _args_deploy(p: argparse.ArgumentParser) -> None:
         help="real test images to bundle with expected predictions (default 8; 0: none)",
     )
     p.add_argument("--data-dir", default=None, help="folder with the data set's IDX files")
+    _add_compare_data(p)
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
     _add_json(p)
 
@@ -623,6 +710,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BnnTfError as exc:
         # Our own errors already say what to fix: no traceback. Anything else is a bug: let it show.
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        # A path the user chose cannot be written (or read): their input, not a bug.
+        print(
+            f"error: {exc.filename or ''}: {exc.strerror}. Fix: choose a path you can write.",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
 

@@ -20,10 +20,12 @@ Files, resume and refusals are described in `bnn_tf.training` and
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
@@ -247,7 +249,7 @@ def train(
         epochs=config.epochs,
         out_dir=out,
         steps_per_epoch=td.steps_per_epoch,
-        test_data=td.test,
+        validation_data=td.validation,
         optimizer_config=choice.config,
         teacher=teacher,
         verbose=verbose,
@@ -271,6 +273,8 @@ def train(
         "epochs": config.epochs,
         "stage_epochs": record["stage_epochs"],
         "test_accuracy": float(test_acc),
+        "validation_accuracy": _last_validation_accuracy(out),
+        "data": splits.description.splits,
         "train_images": td.train_images,
         "seconds_this_run": round(time.perf_counter() - start, 1),
         "seconds_total": round(sum(s.get("seconds_total", 0.0) for s in record["stages"]), 1),
@@ -283,6 +287,12 @@ def train(
     }
     atomic.write_json(out / training.SUMMARY_FILE, summary)
     return summary
+
+
+def _last_validation_accuracy(out: Path) -> float | None:
+    path = out / training.HISTORY_FILE
+    records = json.loads(path.read_text()) if path.exists() else []
+    return records[-1].get("val_accuracy") if records else None
 
 
 __all__ = [

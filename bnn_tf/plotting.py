@@ -25,7 +25,7 @@ def plot_history(records: Sequence[dict], path: str | os.PathLike[str], *, title
     epochs = [r.get("epoch", i + 1) for i, r in enumerate(records)]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
-        for key, label, style in ((metric, "train", "-o"), (f"val_{metric}", "test", "-s")):
+        for key, label, style in ((metric, "train", "-o"), (f"val_{metric}", "validation", "-s")):
             values = [r.get(key) for r in records]
             if any(v is not None for v in values):
                 ax.plot(epochs, values, style, label=label, markersize=3)

@@ -278,7 +278,7 @@ def _train_stage(
     epochs: int,
     optimizer_config: optimizers.OptimizerConfig,
     train_data: tf.data.Dataset,
-    test_data: tf.data.Dataset | None,
+    validation_data: tf.data.Dataset | None,
     steps_per_epoch: int,
     teacher: tf.keras.Model | None,
     kd: KDConfig | None,
@@ -331,7 +331,7 @@ def _train_stage(
         train_data,
         epochs=epochs,
         out_dir=stage_dir,
-        validation_data=test_data,
+        validation_data=validation_data,
         callbacks=[*bnn_callbacks.standard_callbacks(model, epochs), *extra_callbacks],
         verbose=verbose,
     )
@@ -363,7 +363,7 @@ def run(
     epochs: int,
     out_dir: str | os.PathLike[str],
     steps_per_epoch: int,
-    test_data: tf.data.Dataset | None = None,
+    validation_data: tf.data.Dataset | None = None,
     optimizer_config: optimizers.OptimizerConfig | None = None,
     teacher: tf.keras.Model | Callable[[], tf.keras.Model] | None = None,
     verbose: int | str = "auto",
@@ -381,7 +381,8 @@ def run(
         epochs: total epochs for the student over all stages (teacher epochs are extra).
         out_dir: where stages, history and the final model go; rerun to resume.
         steps_per_epoch: batches per epoch (for the schedules).
-        test_data: evaluated after every epoch (val_* in the histories).
+        validation_data: evaluated after every epoch (val_* in the histories); never the
+            test set, which is for the final report only.
         optimizer_config: for the binary stages; `name` defaults to the recipe's optimizer.
         teacher: a float model, or a callable building an untrained one (trained
             here for `kd.teacher_epochs` with Adam); required when the recipe distils.
@@ -433,7 +434,7 @@ def run(
                     epochs=recipe.kd.teacher_epochs,
                     optimizer_config=replace(base, name="adam"),
                     train_data=train_data,
-                    test_data=test_data,
+                    validation_data=validation_data,
                     steps_per_epoch=steps_per_epoch,
                     teacher=None,
                     kd=None,
@@ -464,7 +465,7 @@ def run(
                 epochs=n,
                 optimizer_config=replace(base, name=name),
                 train_data=train_data,
-                test_data=test_data,
+                validation_data=validation_data,
                 steps_per_epoch=steps_per_epoch,
                 teacher=teacher_model,
                 kd=recipe.kd,

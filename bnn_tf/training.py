@@ -294,6 +294,53 @@ class TrainConfig:
         ),
     )
 
+    # --- own data (issue 15). `data` overrides `dataset` when set.
+    data: str | None = field(
+        default=None,
+        metadata={
+            "flag": "--data",
+            "help": "training data: an image folder (one sub-folder per class; png/jpg/bmp/gif), "
+            "a .npz (x_train, y_train[, x_test, y_test]) or a built-in name (fashion_mnist, mnist); "
+            "default: --dataset",
+        },
+    )
+    image_size: list[int] | None = field(
+        default=None,
+        metadata={
+            "flag": "--image-size",
+            "nargs": 2,
+            "type": int,
+            "metavar": ("H", "W"),
+            "help": "resize every image to H×W (bilinear); default: the images' own size",
+        },
+    )
+    channels: int | None = field(
+        default=None,
+        metadata={
+            "flag": "--channels",
+            "type": int,
+            "choices": [1, 3],
+            "help": "1 (grey) or 3 (RGB); default: 3 if any image is in colour, else 1",
+        },
+    )
+    val_split: float = field(
+        default=0.1,
+        metadata={
+            "flag": "--val-split",
+            "type": float,
+            "help": "fraction of the training images held out (seeded) as validation, "
+            "logged as val_* every epoch (default 0.1; 0: no validation)",
+        },
+    )
+    test_data: str | None = field(
+        default=None,
+        metadata={
+            "flag": "--test-data",
+            "help": "separate test folder/.npz (same classes), used only for the final report; "
+            "default: the data's own test part, else a seeded 20% split of a folder",
+        },
+    )
+
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """Field name → default value (fields with a default only)."""
@@ -306,6 +353,9 @@ class TrainConfig:
         return out
 
     def __post_init__(self) -> None:
+        if self.image_size is not None:
+            # A list, as run.json stores it, so resumed runs compare equal.
+            self.image_size = [int(v) for v in self.image_size]
         # "constant" is the default; stored as None so run.json files of older
         # runs (without the field) still match on resume.
         if self.bop_gamma_schedule == "constant":
@@ -315,6 +365,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1 (got {getattr(self, name)}).")
+        if not 0 <= self.val_split < 1:
+            raise ConfigError(
+                f"val_split must be in [0, 1) (got {self.val_split}). Fix: e.g. --val-split 0.1."
+            )
         if self.limit_train is not None and self.limit_train < 1:
             raise ConfigError(f"limit_train must be ≥ 1 (got {self.limit_train}).")
         if self.jit_compile and self.recipe is not None:
@@ -330,6 +384,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def data_source(self) -> str:
+        """Where the training data comes from: `data` if set, else the built-in `dataset`."""
+        return self.data or self.dataset
 
     def optimizer_config(self, name: str) -> optimizers.OptimizerConfig:
         """The `OptimizerConfig` for optimizer `name` with this run's settings.
@@ -383,13 +442,18 @@ def check_resume(out: Path, config: TrainConfig) -> str:
 
 @dataclass
 class TrainData:
-    """The data side of a run: where it came from and the pipelines built from it."""
+    """The data side of a run: where it came from and the pipelines built from it.
 
-    splits: data.Splits
+    `validation` (None with `val_split=0`) is what Keras evaluates every epoch;
+    `test` is for the final report only.
+    """
+
+    splits: data.ImageData
     train: tf.data.Dataset
     test: tf.data.Dataset
     train_images: int
     steps_per_epoch: int
+    validation: tf.data.Dataset | None = None
 
 
 def open_run(
@@ -418,26 +482,40 @@ def load_train_data(
     log: Callable[[str], None] = print,
     note: str = "",
 ) -> TrainData:
-    """Load `config.dataset` (unless `splits` is given), apply `limit_train`, build pipelines."""
-    if splits is None:
-        splits = data.load(config.dataset, data_dir=data_dir)
-    log(f"data: {splits.name} from {splits.source}{note}")
-    x_train, y_train = splits.x_train, splits.y_train
-    if config.limit_train is not None:
-        x_train, y_train = x_train[: config.limit_train], y_train[: config.limit_train]
+    """Open `config.data_source` (or the given built-in `splits`), split off validation, build pipelines."""
+    images = data.open_data(
+        config.data_source,
+        image_size=config.image_size,
+        channels=config.channels,
+        val_split=config.val_split,
+        test_data=config.test_data,
+        seed=config.seed,
+        limit_train=config.limit_train,
+        data_dir=data_dir,
+        splits=splits,
+        log=log,
+    )
+    d = images.description
+    log(
+        f"data: {images.name} from {images.source}{note}: {d.splits['train']} train, "
+        f"{d.splits['validation']} validation, {d.splits['test']} test images, "
+        f"{len(d.class_names)} classes, input {'×'.join(map(str, images.input_shape))}"
+    )
     # The shuffle/augmentation seeds combine the op seed with the global one.
     tf.keras.utils.set_random_seed(config.seed)
-    train_ds = data.make_dataset(
-        x_train, y_train, batch_size=config.batch_size, training=True,
-        augment=config.augment, seed=config.seed,
+    train_ds = images.dataset(
+        "train", batch_size=config.batch_size, training=True, augment=config.augment,
+        seed=config.seed,
     )  # fmt: skip
-    test_ds = data.make_dataset(splits.x_test, splits.y_test, batch_size=512)
+    validation = images.dataset("validation", batch_size=512) if len(images.val_part) else None
+    n_train = len(images.train_part)
     return TrainData(
-        splits=splits,
+        splits=images,
         train=train_ds,
-        test=test_ds,
-        train_images=int(len(x_train)),
-        steps_per_epoch=-(-len(x_train) // config.batch_size),
+        test=images.dataset("test", batch_size=512),
+        validation=validation,
+        train_images=n_train,
+        steps_per_epoch=-(-n_train // config.batch_size),
     )
 
 
@@ -454,6 +532,9 @@ def write_run_file(
             "config": config.to_dict(),
             "data_source": splits.source,
             "bnn_tf_version": __version__,
+            **(
+                {"data": splits.description.to_dict()} if isinstance(splits, data.ImageData) else {}
+            ),
             **(extra or {}),
         },
     )

@@ -13,8 +13,9 @@ A bundle holds:
   `x / 127.5 - 1`), class names, output kind (logits), the runtime the model
   needs (LCE custom ops or stock TFLite) and the conversion report (`inspect`);
 - `labels.txt`: one class name per line;
-- `samples/`: a few real test images (PGM and PNG) with the x86 LCE
-  interpreter's predictions, so the device output can be checked against them;
+- `samples/`: a few test images of the run's own data at the model's input size
+  (PGM for grey or binary PPM for RGB, plus PNG) with the x86 LCE interpreter's
+  predictions, so the device output can be checked against them;
 - for `rpi`: `runner/`, a CMake project (`bnn_runner`: TFLite + LCE op
   registration, reads a PGM/PPM image or a raw tensor, prints top-k and
   latency) and `README.md` with the exact steps on a Pi;
@@ -27,7 +28,6 @@ Android app cannot be built here (no TFLite/LCE sources, no Android SDK).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import string
 import struct
@@ -126,23 +126,15 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _dataset_from_run(model_path: Path | None) -> str | None:
-    """The data set recorded by `bnn-tf train` next to the model (run.json), if any."""
-    if model_path is None:
-        return None
-    run_file = model_path.parent / "run.json"
-    if not run_file.is_file():
-        return None
-    try:
-        return json.loads(run_file.read_text()).get("config", {}).get("dataset")
-    except (OSError, ValueError):
-        return None
-
-
-def _labels(num_classes: int, dataset: str | None, labels: list[str] | None) -> list[str]:
+def _labels(
+    num_classes: int, dataset: str | None, labels: list[str] | None, images=None
+) -> list[str]:
     if labels is not None:
         names = [str(x) for x in labels]
         source = "the given labels"
+    elif images is not None:
+        names = list(images.class_names)
+        source = f"the class names of {images.name}"
     elif dataset is not None:
         names = list(data.DATASETS[dataset].class_names)
         source = f"the {dataset} class names"
@@ -160,8 +152,9 @@ def _labels(num_classes: int, dataset: str | None, labels: list[str] | None) -> 
 
 
 def _png_grey(image: np.ndarray) -> bytes:
-    """An 8-bit greyscale PNG (no image library needed: zlib + CRCs)."""
-    height, width = image.shape
+    """An 8-bit greyscale (H, W) or RGB (H, W, 3) PNG (no image library needed: zlib + CRCs)."""
+    height, width = image.shape[:2]
+    colour = 2 if image.ndim == 3 else 0
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
         return (
@@ -172,7 +165,7 @@ def _png_grey(image: np.ndarray) -> bytes:
         )
 
     rows = b"".join(b"\x00" + image[y].astype(np.uint8).tobytes() for y in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
@@ -186,49 +179,78 @@ def _pgm(image: np.ndarray) -> bytes:
     return f"P5\n{width} {height}\n255\n".encode() + image.astype(np.uint8).tobytes()
 
 
+def _ppm(image: np.ndarray) -> bytes:
+    """Binary PPM (P6): RGB, 8 bits per channel, rows top to bottom."""
+    height, width, _ = image.shape
+    return f"P6\n{width} {height}\n255\n".encode() + image.astype(np.uint8).tobytes()
+
+
+def _spread_over_classes(labels: np.ndarray, count: int) -> np.ndarray:
+    """Up to `count` indices taking the classes in turn (a folder's test part is sorted by class)."""
+    by_class = [list(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    picked: list[int] = []
+    while len(picked) < count and any(by_class):
+        for idx in by_class:
+            if idx and len(picked) < count:
+                picked.append(int(idx.pop(0)))
+    return np.asarray(sorted(picked), dtype=np.int64)
+
+
 def _write_samples(
-    out: Path,
-    flatbuffer: bytes,
-    dataset: str,
-    count: int,
-    labels: list[str],
-    data_dir: str | os.PathLike[str] | None,
+    out: Path, flatbuffer: bytes, images: data.ImageData, count: int, labels: list[str]
 ) -> tuple[list[Path], dict[str, Any]]:
-    """Write `count` real test images and the x86 LCE interpreter's predictions on them."""
+    """Write `count` test images of the run's data at the model's input size, with the
+    x86 LCE interpreter's predictions on exactly those pixels."""
     from bnn_tf.converters.verification import tflite_predict
 
-    splits = data.load(dataset, data_dir=data_dir)
-    images, truth = splits.x_test[:count], splits.y_test[:count]
-    logits = tflite_predict(flatbuffer, data.preprocess(images))
+    spec = images.spec
+    idx = _spread_over_classes(images.test_part.y, count)
+    part = images.test_part.take(idx)
+    if part.paths is not None:
+        raw = [data.decode_file(tf.constant(p)).numpy() for p in part.paths]
+        pixels = np.stack(list(data.sample_pixels_list(raw, spec))) if raw else None
+    else:
+        pixels = data.sample_pixels(part.x, spec) if len(part) else None
+    if pixels is None:
+        return [], {"files": [], "expected": None, "reference_runtime": None}
+    # The sample files already have the input size: the device (and this) only normalises.
+    logits = tflite_predict(flatbuffer, data.preprocess_images(pixels, spec))
     written: list[Path] = []
     records = []
-    for i, (img, label, out_logits) in enumerate(zip(images, truth, logits, strict=True)):
-        grey = img[..., 0]
+    for i, (img, label, out_logits) in enumerate(zip(pixels, part.y, logits, strict=True)):
         stem = f"{i:02d}_{labels[int(label)].replace('/', '-').replace(' ', '_')}"
-        for suffix, payload in ((".pgm", _pgm(grey)), (".png", _png_grey(grey))):
-            written.append(atomic.write_bytes(out / SAMPLES_DIR / f"{stem}{suffix}", payload))
+        grey = spec.channels == 1
+        main = f"{stem}.pgm" if grey else f"{stem}.ppm"
+        payload = _pgm(img[..., 0]) if grey else _ppm(img)
+        written.append(atomic.write_bytes(out / SAMPLES_DIR / main, payload))
+        png = _png_grey(img[..., 0] if grey else img)
+        written.append(atomic.write_bytes(out / SAMPLES_DIR / f"{stem}.png", png))
         top = np.argsort(-out_logits, kind="stable")[:3]
-        records.append(
-            {
-                "pgm": f"{SAMPLES_DIR}/{stem}.pgm",
-                "png": f"{SAMPLES_DIR}/{stem}.png",
-                "test_index": i,
-                "label": int(label),
-                "label_name": labels[int(label)],
-                "expected_top1": int(top[0]),
-                "expected_top3": [int(k) for k in top],
-                "logits": [float(v) for v in out_logits],
-            }
-        )
+        record = {
+            "file": f"{SAMPLES_DIR}/{main}",
+            "png": f"{SAMPLES_DIR}/{stem}.png",
+            "channels": spec.channels,
+            "test_index": int(idx[i]),
+            "label": int(label),
+            "label_name": labels[int(label)],
+            "expected_top1": int(top[0]),
+            "expected_top3": [int(k) for k in top],
+            "logits": [float(v) for v in out_logits],
+        }
+        if grey:
+            record["pgm"] = record["file"]  # older readers look for "pgm"
+        if part.paths is not None:
+            record["source_file"] = part.paths[i]
+        records.append(record)
     expected = {
-        "dataset": dataset,
-        "data_source": splits.source,
+        "dataset": images.name,
+        "data_source": images.source,
         "reference_runtime": "larq_compute_engine Python interpreter (x86_64)",
         "samples": records,
     }
     written.append(atomic.write_json(out / SAMPLES_DIR / "expected.json", expected))
     info = {
-        "files": [r["pgm"] for r in records],
+        "files": [r["file"] for r in records],
         "expected": f"{SAMPLES_DIR}/expected.json",
         "reference_runtime": expected["reference_runtime"],
     }
@@ -244,6 +266,7 @@ def build_metadata(
     dataset: str | None,
     source: str | None,
     report: OpReport | None = None,
+    preprocessing: data.Preprocessing | None = None,
 ) -> dict[str, Any]:
     """The `metadata.json` document for a converted model (see docs/deploy.md for the fields)."""
     report = report or report_from(parse(flatbuffer))
@@ -263,7 +286,8 @@ def build_metadata(
             else "Stock TFLite runs it (no custom ops)."
         ),
     }
-    scale, offset = data.NORMALIZATION["scale"], data.NORMALIZATION["offset"]
+    spec = preprocessing or data.Preprocessing(input_shape[1], input_shape[2], input_shape[3])
+    pre = spec.to_dict()
     return {
         "format": METADATA_FORMAT,
         "format_version": METADATA_VERSION,
@@ -284,12 +308,10 @@ def build_metadata(
             "height": input_shape[1],
             "width": input_shape[2],
             "channels": input_shape[3],
-            "normalization": {
-                "formula": "pixel * scale + offset",
-                "scale": scale,
-                "offset": offset,
-                "pixel_range": [0, 255],
-            },
+            "normalization": pre["normalization"],
+            "resize": pre["resize"],
+            "resize_method": "bilinear_half_pixel",
+            "channel_conversion": pre["channel_conversion"],
             # Models trained on Fashion-MNIST/MNIST expect light objects on black.
             "background": "dark" if dataset in DARK_BACKGROUND_DATASETS else "unknown",
         },
@@ -339,6 +361,8 @@ def deploy(
     samples: int = 8,
     data_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    data_source: str | os.PathLike[str] | None = None,
+    log=print,
 ) -> DeployBundle:
     """Write a deployment bundle for `target` (`"rpi"` or `"android"`) into `out_dir`.
 
@@ -347,8 +371,11 @@ def deploy(
         out_dir: the bundle folder (created; must be empty unless `overwrite`).
         target: `"rpi"` (adds the C++ runner) or `"android"`.
         tflite: an already converted `.tflite` of this model; default: convert now.
-        dataset: the training data set, for class names, input polarity and samples;
-            default: the one in `run.json` next to a `.keras` path, else Fashion-MNIST.
+        dataset: a built-in training data set, for class names, input polarity and samples.
+        data_source: the training data (image folder, `.npz` or built-in name) for
+            class names, samples and pre-processing. Default for both: the run's own
+            data (`run.json` next to a `.keras` path), else Fashion-MNIST for a
+            28×28×1 model, else no samples (said in the log).
         labels: class names (overrides the data set's).
         samples: how many real test images to bundle with expected predictions
             (0: none).
@@ -364,9 +391,7 @@ def deploy(
     if samples < 0:
         raise ConfigError(f"samples must be ≥ 0 (got {samples}).")
     source_path = None if isinstance(model, tf.keras.Model) else Path(model)
-    if dataset is None:
-        dataset = _dataset_from_run(source_path) or "fashion_mnist"
-    if dataset not in data.DATASETS:
+    if dataset is not None and dataset not in data.DATASETS:
         raise ConfigError(f"Unknown data set {dataset!r}; choose one of {data.available()}.")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -394,29 +419,42 @@ def deploy(
             f"the Keras model {want_in} → {want_out}. Fix: pass the .tflite converted from this "
             "model, or omit --tflite to convert now."
         )
+    recorded = data.read_run_data(source_path) or {}
+    builtin = dataset or recorded.get("builtin")
+    if recorded.get("kind") == "builtin":
+        builtin = builtin or recorded.get("source")
+    if not samples and data_source is None and builtin in data.DATASETS:
+        # No samples: a built-in data set's names and pre-processing need no loading.
+        images, how = None, f"{builtin} (no samples asked for)"
+    else:
+        images, how = data.for_model(
+            tuple(keras_model.input_shape), data=data_source, dataset=dataset,
+            model_path=source_path, data_dir=data_dir, log=log,
+        )  # fmt: skip
+    if images is None and builtin in data.DATASETS:
+        dataset = builtin
+    elif images is None:
+        log(f"deploy: {how}; the bundle gets no samples and numbered labels (--data adds them)")
+    else:
+        log(f"deploy: samples and class names from {how}")
+    dataset_name = images.name if images is not None else dataset
     num_classes = int(keras_model.output_shape[-1])
-    names = _labels(num_classes, dataset if labels is None else None, labels)
+    names = _labels(num_classes, dataset_name if images is None else None, labels, images)
     meta = build_metadata(
         keras_model,
         flatbuffer,
         target=target,
         labels=names,
-        dataset=dataset,
+        dataset=dataset_name,
         source=str(source_path) if source_path else None,
         report=report,
+        preprocessing=images.spec if images is not None else None,
     )
 
     files = [atomic.write_bytes(out / MODEL_FILE, flatbuffer)]
     files.append(atomic.write_text(out / LABELS_FILE, "\n".join(names) + "\n"))
-    if samples:
-        if tuple(keras_model.input_shape[1:]) != data.IMAGE_SHAPE:
-            raise ConfigError(
-                f"Samples come from {dataset} (28×28×1) but the model takes "
-                f"{keras_model.input_shape[1:]}. Fix: pass samples=0 (CLI: --samples 0)."
-            )
-        sample_files, meta["samples"] = _write_samples(
-            out, flatbuffer, dataset, samples, names, data_dir
-        )
+    if samples and images is not None:
+        sample_files, meta["samples"] = _write_samples(out, flatbuffer, images, samples, names)
         files.extend(sample_files)
     if target == "rpi":
         root = _template_root() / "rpi"

@@ -38,6 +38,9 @@ class ModelInfo:
             fields (e.g. `{"name": "adam", "learning_rate": 1e-3}`), plus optional
             `"why"` (one line: the paper's recipe, or the benchmark a departure follows).
             Empty: the library default (Bop + Adam).
+        min_input_size: smallest height/width the model takes; None derives it from
+            `default_input_shape` (see `input_constraints`).
+        input_channels: image channels the model takes (its stem adapts to any).
     """
 
     name: str
@@ -50,6 +53,54 @@ class ModelInfo:
     paper: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
     training: Mapping[str, Any] = field(default_factory=dict)
+    min_input_size: int | None = None
+    input_channels: tuple[int, ...] = (1, 3)
+
+    @property
+    def accepts(self) -> dict[str, Any]:
+        """What inputs `build` takes: `{"min_size": N, "channels": [1, 3]}` (images, HWC)."""
+        return {"min_size": input_constraints(self), "channels": list(self.input_channels)}
+
+
+# Derived minimum input size when a model does not declare one: the CIFAR-style
+# zoo models (designed for ≤ 32 px) use padded convs and global pooling and were
+# built and trained at 8×8 upwards; the ImageNet-size ones downsample 32× and are
+# refused below 32 px.
+SMALL_MODEL_MIN_SIZE = 8
+IMAGENET_MODEL_MIN_SIZE = 32
+
+
+def input_constraints(entry: ModelInfo) -> int:
+    """The smallest height/width `entry` takes (declared, else derived from its default input)."""
+    if entry.min_input_size is not None:
+        return entry.min_input_size
+    default = min(entry.default_input_shape[:2]) if len(entry.default_input_shape) == 3 else 0
+    return SMALL_MODEL_MIN_SIZE if default <= 32 else IMAGENET_MODEL_MIN_SIZE
+
+
+def check_input_shape(name: str, input_shape: tuple[int, ...]) -> None:
+    """Refuse an input shape the zoo model `name` cannot take, naming the fix."""
+    entry = info(name)
+    shape = tuple(input_shape)
+    if len(entry.default_input_shape) != 3:
+        return
+    if len(shape) != 3:
+        raise ConfigError(
+            f"model {name!r} takes images (height, width, channels), not inputs of shape {shape}. "
+            "Fix: train it on images, or use a model for vectors."
+        )
+    h, w, c = shape
+    lo = input_constraints(entry)
+    if c not in entry.input_channels:
+        raise ConfigError(
+            f"model {name!r} takes {' or '.join(map(str, entry.input_channels))} channels, not {c}. "
+            "Fix: --channels 1 (grey) or 3 (RGB)."
+        )
+    if h is not None and w is not None and min(h, w) < lo:
+        raise ConfigError(
+            f"model {name!r} needs images of at least {lo}×{lo} (got {h}×{w}). "
+            f"Fix: --image-size {max(lo, h)} {max(lo, w)} or larger."
+        )
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -66,6 +117,8 @@ def register(
     paper: str = "",
     tags: tuple[str, ...] = (),
     training: Mapping[str, Any] | None = None,
+    min_input_size: int | None = None,
+    input_channels: tuple[int, ...] = (1, 3),
 ) -> Callable[[Factory], Factory]:
     """Decorator: add a model factory to the zoo under `name`."""
 
@@ -83,6 +136,8 @@ def register(
             paper=paper,
             tags=tuple(tags),
             training=dict(training or {}),
+            min_input_size=min_input_size,
+            input_channels=tuple(input_channels),
         )
         return factory
 
@@ -118,10 +173,12 @@ def build(
     """Build the zoo model `name` (keyword arguments go to its factory).
 
     Raises:
-        ConfigError: `name` is not in the zoo, or its factory has no such keyword.
+        ConfigError: `name` is not in the zoo, its factory has no such keyword, or
+            it cannot take `input_shape` (too small, wrong channels, not an image).
     """
     entry = info(name)
     shape = tuple(input_shape) if input_shape is not None else entry.default_input_shape
+    check_input_shape(name, shape)
     accepted = inspect.signature(entry.factory).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     unknown = [] if takes_any else sorted(k for k in kwargs if k not in accepted)
@@ -133,6 +190,16 @@ def build(
             f"model {name!r} has no option {', '.join(map(repr, unknown))}. "
             f"Fix: use one of {options or 'none'}."
         )
-    return entry.factory(
-        input_shape=shape, num_classes=num_classes, include_top=include_top, **kwargs
-    )
+    try:
+        return entry.factory(
+            input_shape=shape, num_classes=num_classes, include_top=include_top, **kwargs
+        )
+    except ValueError as exc:
+        if isinstance(exc, ConfigError) or shape == entry.default_input_shape:
+            raise
+        # Shape errors from Keras (e.g. a pooling window larger than the feature map).
+        first = str(exc).strip().splitlines()[0][:200]
+        raise ConfigError(
+            f"model {name!r} cannot be built for input {shape} ({first}). "
+            f"Fix: use a larger --image-size (the model is designed for {entry.default_input_shape})."
+        ) from None

@@ -148,3 +148,49 @@ def test_atomic_writes_replace_whole_files_with_normal_permissions(tmp_path):
         raise RuntimeError("crash mid-write")
     assert path.read_text() == "new"  # the previous file is intact
     assert sorted(p.name for p in path.parent.iterdir()) == ["r.json"]  # no temp leftovers
+
+
+# ------------------------------------------------------------ own data (issue 15)
+
+
+def test_channel_conversion_is_the_integer_bt601_rule_and_exact_for_grey():
+    import tensorflow as tf
+
+    rgb = np.array([[[255, 0, 0], [10, 200, 30], [7, 7, 7]]], np.uint8)
+    grey = data._to_channels(tf.constant(rgb), 1).numpy()[..., 0]
+    assert grey.tolist() == [[76, (299 * 10 + 587 * 200 + 114 * 30 + 500) // 1000, 7]]
+    g = np.arange(256, dtype=np.uint8).reshape(16, 16, 1)
+    back = data._to_channels(data._to_channels(tf.constant(g), 3), 1).numpy()
+    np.testing.assert_array_equal(back, g)  # grey → RGB → grey loses nothing
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (17, 40, 3), (64, 64, 3)])
+def test_preprocess_images_resizes_like_tf_image_resize(shape, rng):
+    import tensorflow as tf
+
+    x = rng.integers(0, 256, (3, 30, 30, 3), dtype=np.uint8)
+    spec = data.Preprocessing(*shape)
+    out = data.preprocess_images(x, spec)
+    assert out.shape == (3, *shape) and out.dtype == np.float32
+    src = x if shape[2] == 3 else data._to_channels(tf.constant(x[0]), 1).numpy()[None]
+    ref = tf.image.resize(src.astype(np.float32), shape[:2], antialias=False).numpy() / 127.5 - 1
+    np.testing.assert_allclose(out[: len(ref)], ref, atol=1e-6)
+    # Round trip of the description that run.json and metadata.json carry.
+    assert data.Preprocessing.from_dict(spec.to_dict()) == spec
+
+
+def test_same_size_is_not_resampled(fmnist):
+    spec = data.Preprocessing(28, 28, 1)
+    np.testing.assert_array_equal(
+        data.preprocess_images(fmnist.x_test[:4], spec), data.preprocess(fmnist.x_test[:4])
+    )
+    np.testing.assert_array_equal(data.sample_pixels(fmnist.x_test[:4], spec), fmnist.x_test[:4])
+
+
+def test_unknown_source_and_bad_options(tmp_path):
+    with pytest.raises(InvalidDataError, match="not an image folder, a .npz"):
+        data.open_data(tmp_path / "nothing-here")
+    with pytest.raises(ConfigError, match="channels must be 1 or 3"):
+        data.open_data("fashion_mnist", channels=2)
+    with pytest.raises(ConfigError, match="val_split"):
+        data.open_data("fashion_mnist", val_split=1.5)

@@ -101,15 +101,19 @@ def test_samples_are_real_images_with_expected_predictions(rpi_bundle, fmnist):
     d = rpi_bundle.directory
     expected = json.loads((d / "samples" / "expected.json").read_text())
     assert len(expected["samples"]) == SAMPLES
-    lite = converters.tflite_predict(d / "model.tflite", data.preprocess(fmnist.x_test[:SAMPLES]))
+    index = [s["test_index"] for s in expected["samples"]]
+    # Spread over the classes: no two samples share a label while classes remain.
+    assert len({int(fmnist.y_test[k]) for k in index}) == SAMPLES
+    lite = converters.tflite_predict(d / "model.tflite", data.preprocess(fmnist.x_test[index]))
     import matplotlib.image as mpimg
 
-    for i, s in enumerate(expected["samples"]):
-        assert s["test_index"] == i and s["label"] == int(fmnist.y_test[i])
-        np.testing.assert_array_equal(_read_pgm(d / s["pgm"]), fmnist.x_test[i, ..., 0])
+    for i, (s, k) in enumerate(zip(expected["samples"], index, strict=True)):
+        assert s["label"] == int(fmnist.y_test[k])
+        assert s["file"] == s["pgm"] and s["file"].endswith(".pgm")
+        np.testing.assert_array_equal(_read_pgm(d / s["pgm"]), fmnist.x_test[k, ..., 0])
         png = mpimg.imread(d / s["png"])  # float in [0, 1] for 8-bit PNGs
         np.testing.assert_array_equal(
-            np.round(png * 255).astype(np.uint8), fmnist.x_test[i, ..., 0]
+            np.round(png * 255).astype(np.uint8), fmnist.x_test[k, ..., 0]
         )
         np.testing.assert_allclose(s["logits"], lite[i], rtol=1e-6, atol=1e-6)
         assert s["expected_top1"] == int(lite[i].argmax())
@@ -175,10 +179,10 @@ def test_runner_preprocessing_inverts_and_resizes_a_photo(selftest_binary, tmp_p
     )  # fmt: skip
     lines = out.stdout.split()
     assert lines[:2] == ["inverted", "1"]
-    # TensorFlow's steps: rgb_to_grayscale (its weights sum to 0.9999, so grey = 0.9999 · v),
-    # bilinear 2× shrink (= the 2×2 means, exact here), inversion, normalisation.
-    grey = tf.image.rgb_to_grayscale(tf.constant(rgb, tf.float32))
-    small = tf.image.resize(grey, (28, 28), method="bilinear", antialias=False).numpy()
+    # bnn_tf.data's steps: integer BT.601 grey (exact for R = G = B), bilinear 2× shrink
+    # (= the 2×2 means, exact here); then the runner's inversion and the normalisation.
+    spec = data.Preprocessing(height=28, width=28, channels=1, scale=1.0, offset=0.0)
+    small = data.preprocess_images(rgb[None], spec)[0]
     py = (255.0 - small) * np.float32(1 / 127.5) - 1.0
     cpp = np.array(lines[2:], dtype=np.float32)
     np.testing.assert_allclose(cpp, py.reshape(-1), rtol=0, atol=1e-5)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
+
+from bnn_tf import data
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "converters" / "deploy_templates" / "rpi"
 SCALE, OFFSET = 1 / 127.5, -1.0
@@ -54,16 +55,9 @@ def _dump(selftest: Path, image: Path, h: int, w: int, c: int) -> tuple[bool, np
 
 
 def _python(pixels: np.ndarray, h: int, w: int, c: int) -> np.ndarray:
-    """bnn-tf's pre-processing of an own image, in TensorFlow."""
-    x = tf.constant(pixels, tf.float32)
-    if x.shape.rank == 2:
-        x = x[..., None]
-    if x.shape[-1] == 1 and c == 3:
-        x = tf.image.grayscale_to_rgb(x)
-    elif x.shape[-1] == 3 and c == 1:
-        x = tf.image.rgb_to_grayscale(x)
-    x = tf.image.resize(x, (h, w), method="bilinear", antialias=False)
-    return (x.numpy() * SCALE + OFFSET).astype(np.float32)
+    """bnn-tf's pre-processing of an own image: the one function training uses."""
+    spec = data.Preprocessing(height=h, width=w, channels=c, scale=SCALE, offset=OFFSET)
+    return data.preprocess_images(np.asarray(pixels, np.uint8)[None], spec)[0]
 
 
 def _tinted_rgb(fmnist, height: int, width: int) -> np.ndarray:

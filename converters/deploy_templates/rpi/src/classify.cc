@@ -31,9 +31,11 @@ FloatImage ToChannels(const FloatImage& image, int channels) {
   out.values.resize(n * channels);
   for (size_t i = 0; i < n; ++i) {
     if (channels == 1) {
-      // tf.image.rgb_to_grayscale: a float32 dot product, in this order.
+      // Integer BT.601 on the 8-bit values, as bnn_tf.data and the Android core do
+      // (metadata.json: input.channel_conversion), so grey -> RGB -> grey is exact.
       const float* p = &image.values[i * 3];
-      out.values[i] = p[0] * 0.2989f + p[1] * 0.5870f + p[2] * 0.1140f;
+      const long v = 299L * std::lround(p[0]) + 587L * std::lround(p[1]) + 114L * std::lround(p[2]);
+      out.values[i] = static_cast<float>((v + 500) / 1000);
     } else {
       for (int c = 0; c < 3; ++c) out.values[i * 3 + c] = image.values[i];
     }

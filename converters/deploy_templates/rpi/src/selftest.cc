@@ -90,9 +90,9 @@ void TestChannelsAndResize() {
   rgb.height = 1;
   rgb.channels = 3;
   rgb.pixels = {255, 0, 0};
-  EXPECT(Near(ToChannels(ToFloat(rgb), 1).values[0], 255 * 0.2989, 1e-4));
+  EXPECT(ToChannels(ToFloat(rgb), 1).values[0] == (299 * 255 + 500) / 1000);  // 76
   rgb.pixels = {10, 200, 30};
-  EXPECT(Near(ToChannels(ToFloat(rgb), 1).values[0], 10 * 0.2989 + 200 * 0.587 + 30 * 0.114, 1e-4));
+  EXPECT(ToChannels(ToFloat(rgb), 1).values[0] == (299 * 10 + 587 * 200 + 114 * 30 + 500) / 1000);
   FloatImage g3 = ToChannels(ToFloat(Grey(1, 1, {7})), 3);
   EXPECT(g3.channels == 3 && g3.values[0] == 7 && g3.values[1] == 7 && g3.values[2] == 7);
   EXPECT_THROWS(ToChannels(g3, 2));

@@ -24,6 +24,11 @@ public final class ModelMetadata {
   public final float offset;
   /** "dark" when the training images show light objects on black (Fashion-MNIST, MNIST). */
   public final String background;
+  /**
+   * How images of another size are resized: {@code "bilinear_half_pixel"} (like Python's
+   * {@code tf.image.resize(method="bilinear", antialias=False)}; the default) or {@code "area"}.
+   */
+  public final String resizeMethod;
 
   public final List<String> labels;
   public final boolean requiresLce;
@@ -61,6 +66,12 @@ public final class ModelMetadata {
     offset = (float) number(norm, "offset");
     Object bg = input.get("background");
     background = bg instanceof String ? (String) bg : "unknown";
+    Object rm = input.get("resize_method");
+    resizeMethod = rm instanceof String ? (String) rm : "bilinear_half_pixel";
+    if (!resizeMethod.equals("bilinear_half_pixel") && !resizeMethod.equals("area")) {
+      throw new MetadataException(
+          "input.resize_method " + resizeMethod + " is unknown (bilinear_half_pixel or area)");
+    }
     List<String> names = new ArrayList<>();
     for (Object o : array(root, "labels")) {
       if (!(o instanceof String)) {

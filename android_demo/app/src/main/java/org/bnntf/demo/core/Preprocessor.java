@@ -5,8 +5,9 @@ import java.nio.ByteOrder;
 
 /**
  * Turns an image (ARGB pixels, as {@code Bitmap.getPixels} returns them) into the model input,
- * exactly like the Raspberry Pi runner (runner/src/classify.cc) and bnn-tf's Python
- * pre-processing: channels → resize → (maybe) invert → {@code pixel * scale + offset}.
+ * exactly like bnn-tf's Python pre-processing ({@code bnn_tf.data.preprocess_tensor}) and the
+ * Raspberry Pi runner: channels → resize (bilinear, half-pixel centres, in float, skipped at the
+ * input size) → (maybe) invert → {@code pixel * scale + offset}. Grey or RGB, HWC.
  */
 public final class Preprocessor {
   /** When to invert the image (white ↔ black). */
@@ -90,6 +91,78 @@ public final class Preprocessor {
     return out;
   }
 
+  /**
+   * Bilinear resize with half-pixel centres and no antialiasing, in float32, as TensorFlow's
+   * {@code tf.image.resize(method="bilinear", antialias=False)} (ResizeBilinear, {@code
+   * half_pixel_centers=true}): source coordinate {@code (o + 0.5) * in / out - 0.5}, rows and
+   * columns clamped to the image, top and bottom rows interpolated along x, then along y.
+   */
+  public static float[] resizeBilinear(
+      int[] pixels, int width, int height, int channels, int outW, int outH) {
+    if (outW <= 0 || outH <= 0) {
+      throw new IllegalArgumentException("resize to an empty image");
+    }
+    if (pixels.length != width * height * channels) {
+      throw new IllegalArgumentException("pixel count does not match width × height × channels");
+    }
+    float[] out = new float[outW * outH * channels];
+    if (width == outW && height == outH) {
+      for (int i = 0; i < pixels.length; i++) {
+        out[i] = pixels[i];
+      }
+      return out;
+    }
+    float yScale = (float) height / outH;
+    float xScale = (float) width / outW;
+    int[] x0 = new int[outW];
+    int[] x1 = new int[outW];
+    float[] xLerp = new float[outW];
+    for (int ox = 0; ox < outW; ox++) {
+      float in = ((float) ox + 0.5f) * xScale - 0.5f;
+      float f = (float) Math.floor(in);
+      x0[ox] = Math.max((int) f, 0);
+      x1[ox] = Math.min((int) Math.ceil(in), width - 1);
+      xLerp[ox] = in - f;
+    }
+    for (int oy = 0; oy < outH; oy++) {
+      float in = ((float) oy + 0.5f) * yScale - 0.5f;
+      float f = (float) Math.floor(in);
+      int y0 = Math.max((int) f, 0);
+      int y1 = Math.min((int) Math.ceil(in), height - 1);
+      float yLerp = in - f;
+      for (int ox = 0; ox < outW; ox++) {
+        for (int c = 0; c < channels; c++) {
+          float tl = pixels[(y0 * width + x0[ox]) * channels + c];
+          float tr = pixels[(y0 * width + x1[ox]) * channels + c];
+          float bl = pixels[(y1 * width + x0[ox]) * channels + c];
+          float br = pixels[(y1 * width + x1[ox]) * channels + c];
+          float top = tl + (tr - tl) * xLerp[ox];
+          float bottom = bl + (br - bl) * xLerp[ox];
+          out[(oy * outW + ox) * channels + c] = top + (bottom - top) * yLerp;
+        }
+      }
+    }
+    return out;
+  }
+
+  /** True when the mean of the border pixels is above 127.5 (a light background). */
+  public static boolean hasLightBackground(float[] pixels, int width, int height, int channels) {
+    double sum = 0;
+    long count = 0;
+    for (int y = 0; y < height; y++) {
+      for (int x = 0; x < width; x++) {
+        if (y != 0 && y != height - 1 && x != 0 && x != width - 1) {
+          continue;
+        }
+        for (int c = 0; c < channels; c++) {
+          sum += pixels[(y * width + x) * channels + c];
+        }
+        count += channels;
+      }
+    }
+    return count > 0 && 2 * sum > 255.0 * count;
+  }
+
   /** True when the mean of the border pixels is above 127.5 (a light background). */
   public static boolean hasLightBackground(int[] pixels, int width, int height, int channels) {
     long sum = 0;
@@ -108,14 +181,23 @@ public final class Preprocessor {
     return count > 0 && 2 * sum > 255 * count;
   }
 
-  /** The full pre-processing for a model described by {@code meta}. */
+  /** The full pre-processing for a model described by {@code meta}; grey or RGB models. */
   public static Prepared prepare(
       int[] argb, int width, int height, ModelMetadata meta, InvertMode mode) {
     if (argb.length != width * height) {
       throw new IllegalArgumentException("pixel count does not match width × height");
     }
-    int[] px =
-        resize(toChannels(argb, meta.channels), width, height, meta.channels, meta.width, meta.height);
+    int[] channels = toChannels(argb, meta.channels);
+    float[] px;
+    if ("area".equals(meta.resizeMethod)) {
+      int[] small = resize(channels, width, height, meta.channels, meta.width, meta.height);
+      px = new float[small.length];
+      for (int i = 0; i < small.length; i++) {
+        px[i] = small[i];
+      }
+    } else {
+      px = resizeBilinear(channels, width, height, meta.channels, meta.width, meta.height);
+    }
     boolean invert =
         mode == InvertMode.YES
             || (mode == InvertMode.AUTO
@@ -123,8 +205,8 @@ public final class Preprocessor {
                 && hasLightBackground(px, meta.width, meta.height, meta.channels));
     float[] values = new float[px.length];
     for (int i = 0; i < px.length; i++) {
-      int p = invert ? 255 - px[i] : px[i];
-      values[i] = (float) p * meta.scale + meta.offset;
+      float p = invert ? 255f - px[i] : px[i];
+      values[i] = p * meta.scale + meta.offset;
     }
     return new Prepared(values, invert);
   }

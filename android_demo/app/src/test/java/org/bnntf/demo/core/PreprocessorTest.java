@@ -78,7 +78,8 @@ public class PreprocessorTest {
     Preprocessor.Prepared p =
         Preprocessor.prepare(photo, 56, 56, TestData.grey("dark", 28, 28), Preprocessor.InvertMode.AUTO);
     assertEquals(28 * 28, p.values.length);
-    assertEquals(64 * (1 / 127.5f) - 1f, p.values[0], 1e-7f); // round(255 / 4) = 64
+    // Bilinear, half-pixel centres: output (0, 0) samples (0.5, 0.5), a quarter of the white pixel.
+    assertEquals(63.75f * (1 / 127.5f) - 1f, p.values[0], 1e-6f);
     assertEquals(-1f, p.values[1], 0f);
   }
 
