@@ -81,6 +81,7 @@ import tensorflow as tf
 
 from bnn_tf import introspect
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods._aliases import register_aliases
 
 DEFAULT_B_STAR = 2.0
 EPS = 1e-5
@@ -282,6 +283,25 @@ class ReCUActivationQuantizer(lq.quantizers.Quantizer):
 
     def get_config(self):
         return {**super().get_config(), "eps": self.eps}
+
+
+# String names (`kernel_quantizer="recu_weight"`), and the class names .h5 configs store.
+register_aliases(ReCUWeightQuantizer, "recu_weight")
+register_aliases(ReCUActivationQuantizer, "recu_activation")
+
+
+@tf.keras.utils.register_keras_serializable(package="bnn_tf")
+class HardTanh(tf.keras.layers.Layer):
+    """`y = clip(x, −1, 1)`: PyTorch's `nn.Hardtanh` (larq's `hard_tanh`) as a layer.
+
+    The activation of the ReCU ResNets. A layer rather than
+    `Activation(lq.activations.hard_tanh)`: tf_keras writes a non-Keras
+    activation function into `.h5` configs in a form its own `.h5` loader
+    rejects ("Unknown activation function: 'function'").
+    """
+
+    def call(self, inputs):
+        return tf.clip_by_value(inputs, -1.0, 1.0)
 
 
 @tf.keras.utils.register_keras_serializable(package="bnn_tf")
