@@ -144,7 +144,9 @@ class GroupSplitConv2D(tf.keras.layers.Layer):
             )
         shape[-1] //= self.groups
         for part in self.parts:
-            part.build(tf.TensorShape(shape))
+            # Scoped so each part's weights get their own names (.h5 stores weights by name).
+            with tf.name_scope(part.name):
+                part.build(tf.TensorShape(shape))
         super().build(input_shape)
 
     def call(self, inputs):

@@ -177,6 +177,11 @@ class EdeSchedule(tf.keras.callbacks.Callback):
         return {"epochs": self.epochs, "t_min": self.t_min, "t_max": self.t_max}
 
     @classmethod
+    def from_config(cls, config: dict):
+        # Keras' Callback has no from_config; this makes the schedule deserialisable.
+        return cls(**config)
+
+    @classmethod
     def for_run(cls, *, epochs: int, steps_per_epoch: int | None = None) -> EdeSchedule:
         """The schedule for a run of `epochs` epochs (declared by the EDE quantizers)."""
         return cls(epochs)

@@ -506,6 +506,11 @@ class TauScheduler(tf.keras.callbacks.Callback):
         }
 
     @classmethod
+    def from_config(cls, config: dict):
+        # Keras' Callback has no from_config; this makes the schedule deserialisable.
+        return cls(**config)
+
+    @classmethod
     def for_run(cls, *, epochs: int, steps_per_epoch: int | None = None) -> TauScheduler:
         """The schedule for a run of `epochs` epochs (declared by `ReCUWeightQuantizer`)."""
         return cls(epochs)
