@@ -28,7 +28,11 @@ from bnn_tf.methods.shortcuts import ZeroPadShortcut
 
 FAST_SEEDS = (0, 1, 2)
 SLOW_SEEDS = tuple(range(100, 130))
-TRAIN_IMAGES, TEST_IMAGES, BATCH = 256, 1000, 32
+TRAIN_IMAGES, BATCH = 256, 32
+# ≥ 99.9 % agreement on these many images means no image may differ. The default
+# kernel is the slow one on x86_64 (≈ 5–50 ms per image here), hence the sizes.
+TEST_IMAGES = {"fast": 300, "slow": 500}
+SIZES = {"fast": (16,), "slow": (16, 24)}
 MIN_AGREEMENT = 0.999
 SIGN = dict(
     input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip"
@@ -142,11 +146,11 @@ BLOCKS = {
 }
 
 
-def random_model(seed: int) -> tuple[tf.keras.Model, list[str]]:
-    """A random composition (and its block names) from `seed`."""
+def random_model(seed: int, sizes=(16, 24)) -> tuple[tf.keras.Model, list[str]]:
+    """A random composition (and its block names) from `seed`, input size drawn from `sizes`."""
     rng = np.random.default_rng(seed)
     tf.keras.utils.set_random_seed(seed)
-    size = int(rng.choice([16, 24, 32]))
+    size = int(rng.choice(sizes))
     inputs = tf.keras.Input((size, size, 3))
     x = tf.keras.layers.Conv2D(32, 3, padding="same", use_bias=False, name="stem")(inputs)
     x = _bn(x, "stem_bn")
@@ -171,14 +175,14 @@ def images(fmnist):
 
     cache = {}
 
-    def get(size: int):
-        if size not in cache:
-            cache[size] = (
+    def get(size: int, tier: str):
+        if (size, tier) not in cache:
+            cache[size, tier] = (
                 prepare(fmnist.x_train[:TRAIN_IMAGES], size),
                 fmnist.y_train[:TRAIN_IMAGES],
-                prepare(fmnist.x_test[:TEST_IMAGES], size),
+                prepare(fmnist.x_test[: TEST_IMAGES[tier]], size),
             )
-        return cache[size]
+        return cache[size, tier]
 
     return get
 
@@ -189,11 +193,11 @@ def _summary(model: tf.keras.Model) -> str:
     return "\n".join(lines)
 
 
-def check_composition(seed: int, images) -> None:
-    model, kinds = random_model(seed)
+def check_composition(seed: int, images, tier: str) -> None:
+    model, kinds = random_model(seed, SIZES[tier])
     where = f"seed {seed}, blocks {kinds}"
     try:
-        x_train, y_train, x_test = images(int(model.input_shape[1]))
+        x_train, y_train, x_test = images(int(model.input_shape[1]), tier)
         model.compile(
             tf.keras.optimizers.Adam(1e-2),
             tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -209,7 +213,9 @@ def check_composition(seed: int, images) -> None:
         float_unmapped = [u for u in report.unmapped_ops if u["op"] != "FULLY_CONNECTED"]
         assert float_unmapped == [], f"MAC ops the report maps to no layer: {float_unmapped}"
         assert "default" in report.kernels, report.format()
-        result = converters.verify(model, flatbuffer, x_test, kernel="default")
+        result = converters.verify(
+            model, flatbuffer, x_test, kernel="default", compare_kernels=False
+        )
         assert result.kernel == "default"
         assert result.top1_agreement >= MIN_AGREEMENT, result.format()
     except Exception as exc:
@@ -218,20 +224,21 @@ def check_composition(seed: int, images) -> None:
 
 @pytest.mark.parametrize("seed", FAST_SEEDS)
 def test_random_composition_runs_on_the_default_kernel(seed, images):
-    check_composition(seed, images)
+    check_composition(seed, images, "fast")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", SLOW_SEEDS)
 def test_random_composition_runs_on_the_default_kernel_slow(seed, images):
-    check_composition(seed, images)
+    check_composition(seed, images, "slow")
 
 
 def test_generator_is_deterministic_and_covers_every_block():
     first, kinds = random_model(7)
     again, kinds_again = random_model(7)
     assert kinds == kinds_again
-    assert [layer.name for layer in first.layers] == [layer.name for layer in again.layers]
+    assert [layer.name for layer in first.layers[1:]] == [layer.name for layer in again.layers[1:]]
+    assert first.count_params() == again.count_params()
     covered = set()
     for seed in (*FAST_SEEDS, *SLOW_SEEDS):
         covered |= set(random_model(seed)[1])
