@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from bnn_tf import introspect
+from bnn_tf.converters.rules import is_binary_conv
 from bnn_tf.errors import ConfigError
 
 log = logging.getLogger("bnn_tf")
@@ -224,8 +225,6 @@ def _check_same(layer, new) -> None:
 
 def grouped_binary_convs(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     """The conv layers of `model` with `groups > 1` that binarise (nested models included)."""
-    from bnn_tf.converters.rules import is_binary_conv
-
     return [
         layer
         for layer in introspect.layers(model)

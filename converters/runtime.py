@@ -10,15 +10,20 @@ from __future__ import annotations
 import os
 
 from bnn_tf.converters.rules import DEFAULT_KERNEL, INDIRECT_KERNEL, KERNELS
-from bnn_tf.converters.tflite_model import TfliteModel, parse, read_bytes
+from bnn_tf.converters.tflite_model import (
+    TfliteModel,
+    lce_options,
+    op_names,
+    parse,
+    parse_root,
+    read_bytes,
+)
 from bnn_tf.errors import ConfigError
 
 KERNEL_CHOICES = ("auto", "default", "indirect", "reference")
 
 
 def _bconv_groups(root, sub, op) -> int:
-    from bnn_tf.converters.tflite_model import lce_options
-
     tensors = sub.tensors or []
     filt = tensors[int(op.inputs[1])]
     shape = tuple(int(d) for d in (filt.shape if filt.shape is not None else ()))
@@ -41,8 +46,6 @@ def kernel_blockers(tflite: bytes | str | os.PathLike[str]) -> dict[str, list[st
     grouped `LceBconv2d`; the indirect kernel is wrong for an `LceBconv2d` in
     an `IF` branch subgraph.
     """
-    from bnn_tf.converters.tflite_model import op_names, parse_root
-
     _, root = parse_root(tflite)
     codes = op_names(root)
     found: dict[str, list[str]] = {k: [] for k in KERNELS}

@@ -141,3 +141,29 @@ def test_binary_convs_in_branch_subgraphs_get_the_exact_kernel(fmnist_small):
     x = fmnist_small["x_test"][:40]
     result = converters.verify(model, flatbuffer, x)
     assert result.top1_agreement == 1.0 and result.max_abs_logit_diff < 1e-3
+    # The indirect kernel cannot run it correctly, so verify does not offer it as a second opinion.
+    assert result.kernel == "default" and result.other_kernels == {}
+    assert converters.kernel_blockers(flatbuffer)["indirect"]
+    report = converters.conversion_report(exported, flatbuffer)
+    assert report.kernels == ["default"]
+    assert any("branch subgraph" in p for row in report.layers for p in row.kernel_problems)
+
+
+def test_verify_runs_the_device_kernel_and_compares_the_indirect_one(
+    trained_bnn_small, trained_bnn_small_tflite, fmnist_small
+):
+    x = fmnist_small["x_test"][:100]
+    result = converters.verify(trained_bnn_small, trained_bnn_small_tflite, x)
+    assert result.kernel == "default"
+    other = result.other_kernels["indirect"]
+    assert other["differs"] == 0 and not result.kernels_disagree
+    assert "indirect kernel: same top-1" in result.format()
+    assert (
+        result.to_dict()["other_kernels"]["indirect"]["top1_agreement"] == other["top1_agreement"]
+    )
+    alone = converters.verify(
+        trained_bnn_small, trained_bnn_small_tflite, x, kernel="indirect", compare_kernels=False
+    )
+    assert alone.kernel == "indirect" and alone.other_kernels == {}
+    with pytest.raises(ConfigError, match="kernel must be one of"):
+        converters.verify(trained_bnn_small, trained_bnn_small_tflite, x, kernel="fast")
