@@ -242,10 +242,15 @@ def _lint_groups(layer, entry: LayerLint, problems: list, groups: int, *, split_
         ))  # fmt: skip
         return
     entry.kernels = [INDIRECT_KERNEL]
+    fix = (
+        "convert with split_groups=True (the default)"
+        if not split_groups
+        else "convert its inference/export form (EBConv2D: bnn_tf.methods.ebconv_export."
+        "export_model, which splits groups itself)"
+    )
     entry.notes.append(
         f"grouped binary conv kept grouped ({problem}): runs with the indirect BGEMM kernel only; "
-        "LCE's default kernel (ARM, Android AAR) rejects grouped bconvs. Fix: convert with "
-        "split_groups=True (the default)"
+        f"LCE's default kernel (ARM, Android AAR) rejects grouped bconvs. Fix: {fix}"
     )
 
 

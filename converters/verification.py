@@ -171,6 +171,7 @@ def verify(
         tflite_accuracy=None,
         max_abs_logit_diff=float(np.abs(keras_out - lite_out).max()),
         mismatches=[int(i) for i in mismatches],
+        kernel=kernel,
     )
     if y is not None:
         y = np.asarray(y).reshape(-1)
