@@ -149,10 +149,11 @@ def cmd_convert(args: argparse.Namespace, out: Output) -> int:
     original = converters.load_keras_model(args.model_file)
     # Binary QuantDense → 1×1 binary conv (identical outputs) so it runs on LceBconv2d.
     model = original if args.no_dense_rewrite else converters.rewrite_binary_dense(original)
-    result = converters.convert_to_file(model, args.output, target=args.target)
+    split = not args.keep_groups
+    result = converters.convert_to_file(model, args.output, target=args.target, split_groups=split)
     flatbuffer = result.path.read_bytes()
     ops = converters.inspect(flatbuffer)
-    report = converters.conversion_report(model, flatbuffer, target=args.target)
+    report = converters.conversion_report(model, flatbuffer, target=args.target, split_groups=split)
     expected = converters.binary_conv_layers(model)
     obj = {
         "output": str(result.path),
@@ -173,6 +174,15 @@ def cmd_convert(args: argparse.Namespace, out: Output) -> int:
         out.say(
             f"error: {len(report.fallbacks)} quantized layer(s) fell back to float (--strict): {names}. "
             "The report says why and how to fix each (docs/conversion.md)."
+        )
+        return 1
+    if args.strict and not report.kernels:
+        blockers = "; ".join(
+            f"{kernel}: {', '.join(names)}" for kernel, names in report.kernel_blockers.items()
+        )
+        out.say(
+            f"error: no single LCE kernel runs this model correctly (--strict); layers each kernel "
+            f"cannot run: {blockers}. The report says why (docs/lce.md)."
         )
         return 1
     return 0
@@ -242,8 +252,9 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     x, y = _test_arrays(images, args)
     out.say(f"data: {len(x)} test images of {how}")
     result = converters.verify(
-        model, args.tflite_file, x, y, num_threads=args.threads, progress=not args.json
-    )
+        model, args.tflite_file, x, y, num_threads=args.threads, progress=not args.json,
+        kernel=args.kernel,
+    )  # fmt: skip
     obj = result.to_dict()
     obj["mismatches"] = obj["mismatches"][:100]
     out.result(obj, result.format())
@@ -518,7 +529,14 @@ def _args_convert(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--strict",
         action="store_true",
-        help="exit 1 (listing the layers) if any quantized layer fell back to float",
+        help="exit 1 (listing the layers) if any quantized layer fell back to float, or if no "
+        "single LCE kernel (default, indirect) runs the whole model correctly",
+    )
+    p.add_argument(
+        "--keep-groups",
+        action="store_true",
+        help="keep grouped binary convs grouped (indirect-BGEMM kernel only; default: split them "
+        "into per-group convs so LCE's default kernel, the one on ARM and Android, runs them)",
     )
     p.add_argument(
         "--no-dense-rewrite",
@@ -551,6 +569,14 @@ def _args_verify(p: argparse.ArgumentParser) -> None:
     _add_data(p, limit=True)
     _add_compare_data(p)
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    p.add_argument(
+        "--kernel",
+        default="default",
+        choices=["default", "indirect", "reference", "auto"],
+        help="LCE binary-conv kernel: default (what ARM devices and Android run; the indirect "
+        "kernel is also run and reported when it disagrees), indirect (indirect BGEMM), "
+        "reference, or auto (indirect where correct)",
+    )
     p.add_argument(
         "--min-agreement",
         type=float,

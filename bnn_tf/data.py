@@ -584,6 +584,7 @@ def scan_folder(root: str | os.PathLike[str]) -> FolderScan:
 
 
 def decode_file(path):
+    """A file path (string tensor) → its decoded uint8 image (H, W, C) in the file's own channels."""
     import tensorflow as tf
 
     raw = tf.io.read_file(path)

@@ -7,11 +7,15 @@ print(converters.inspect(flatbuffer).format())   # ops, LceBconv2d count, size
 result = converters.verify(model, flatbuffer, x_test, y_test)
 print(converters.bench(flatbuffer).format())     # median latency, bytes
 print(converters.lint(model).format())             # before converting: what will stay float, and why
+# convert() splits grouped binary convs (split_grouped_convs) so LCE's default
+# kernel, the one on ARM and Android, runs them; verify() runs that kernel.
 print(converters.conversion_report(model, flatbuffer).format())  # per layer: binary or float, MACs
 portable = converters.convert_portable(model)      # stock TFLite, no custom ops
 ```
 
-These work on any Keras model or `.tflite`, not only zoo models.
+These work on any Keras model or `.tflite`, not only zoo models. LCE's
+acceptance rules (when a layer becomes a binary kernel, which kernel runs
+it) live in `converters.rules`.
 """
 
 import bnn_tf  # noqa: F401  sets up tf_keras first
@@ -22,6 +26,11 @@ from bnn_tf.converters.conversion import (  # noqa: E402
     convert,
     convert_to_file,
     load_keras_model,
+    load_model,
+)
+from bnn_tf.converters.groups import (  # noqa: E402
+    GroupSplitConv2D,
+    split_grouped_convs,
 )
 from bnn_tf.converters.inspection import OpReport, inspect  # noqa: E402
 from bnn_tf.converters.lint import LayerLint, LintReport, binary_conv_layers, lint  # noqa: E402
@@ -32,6 +41,8 @@ from bnn_tf.converters.portable import (  # noqa: E402
     convert_portable,
 )
 from bnn_tf.converters.report import ConversionReport, LayerRow, conversion_report  # noqa: E402
+from bnn_tf.converters.rules import KERNELS  # noqa: E402
+from bnn_tf.converters.runtime import kernel_blockers, make_interpreter  # noqa: E402
 from bnn_tf.converters.stock_runtime import (  # noqa: E402
     LceRuntimeRequiredError,
     make_stock_interpreter,
@@ -44,6 +55,8 @@ from bnn_tf.converters.verification import VerifyResult, tflite_predict, verify 
 __all__ = [
     "BenchResult",
     "BinaryDenseConv",
+    "GroupSplitConv2D",
+    "KERNELS",
     "ConversionReport",
     "ConversionResult",
     "LayerLint",
@@ -55,7 +68,11 @@ __all__ = [
     "compare_portable",
     "conversion_report",
     "convert_portable",
+    "kernel_blockers",
     "lint",
+    "load_model",
+    "make_interpreter",
+    "split_grouped_convs",
     "make_stock_interpreter",
     "required_runtime",
     "rewrite_binary_dense",

@@ -21,6 +21,8 @@ from __future__ import annotations
 import larq as lq
 import tensorflow as tf
 
+from bnn_tf import introspect
+from bnn_tf.converters.rules import input_quantizer_problem, kernel_problem
 from bnn_tf.errors import ConfigError
 
 
@@ -71,11 +73,9 @@ def rewrite_problem(layer: tf.keras.layers.Layer, *, probe: bool = True) -> str 
 
 
 def _quantizer_problem(layer: tf.keras.layers.Layer, probe: bool) -> str | None:
-    from bnn_tf.converters.lint import _input_quantizer_problem, _kernel_problem
-
     if not isinstance(layer, lq.layers.QuantDense):
         return f"{type(layer).__name__} is not a larq QuantDense"
-    return _input_quantizer_problem(layer.input_quantizer, probe=probe) or _kernel_problem(layer)
+    return input_quantizer_problem(layer.input_quantizer, probe=probe) or kernel_problem(layer)
 
 
 def _eligible(layer: tf.keras.layers.Layer, probe: bool) -> bool:
@@ -97,14 +97,12 @@ def rewrite_binary_dense(model: tf.keras.Model, *, probe: bool = True) -> tf.ker
     Raises:
         ConfigError: a subclassed model (its graph cannot be re-wired).
     """
-    from bnn_tf.converters.lint import walk
-
     functional = getattr(model, "_is_graph_network", False) or isinstance(
         model, tf.keras.Sequential
     )
     binary_dense = [
         layer
-        for layer in walk(model)
+        for layer in introspect.layers(model)
         if not isinstance(layer, BinaryDenseConv) and _quantizer_problem(layer, probe) is None
     ]
     if binary_dense and not functional:

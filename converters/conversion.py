@@ -12,6 +12,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from bnn_tf import atomic
+from bnn_tf.converters.groups import split_grouped_convs
 from bnn_tf.converters.tflite_model import TfliteModel, parse
 from bnn_tf.errors import InvalidModelFileError
 
@@ -48,7 +49,12 @@ def load_keras_model(path: str | os.PathLike[str]) -> tf.keras.Model:
         ) from None
 
 
-def _as_model(model: tf.keras.Model | str | os.PathLike[str]) -> tf.keras.Model:
+def load_model(model: tf.keras.Model | str | os.PathLike[str]) -> tf.keras.Model:
+    """`model` itself if it is a Keras model, else the model loaded from that path.
+
+    What every converter accepts as its `model` argument (see `load_keras_model`
+    for the errors).
+    """
     return model if isinstance(model, tf.keras.Model) else load_keras_model(model)
 
 
@@ -56,6 +62,7 @@ def convert(
     model: tf.keras.Model | str | os.PathLike[str],
     *,
     target: str = "arm",
+    split_groups: bool = True,
 ) -> bytes:
     """Convert a Keras model (object or file) to an LCE TFLite flatbuffer.
 
@@ -64,16 +71,26 @@ def convert(
     fallback from SavedModel export to a frozen graph is surfaced as a
     warning.
 
+    Grouped binary convolutions are first split into per-group convolutions
+    plus a concatenation (`converters.split_grouped_convs`, same outputs), so
+    the result runs on LCE's default kernel, the one ARM devices and LCE's
+    Android AAR use; that kernel rejects grouped binary convs.
+
     Args:
         model: a `tf.keras.Model`, or a path to a `.keras`/`.h5` file.
         target: LCE target, `"arm"` (Raspberry Pi, Android) or `"xcore"`.
+        split_groups: False keeps grouped binary convs as one grouped
+            `LceBconv2d` each; such a model runs only on the indirect-BGEMM
+            kernel (`benchmarks/grouped_split.py` measures the difference).
 
     Returns:
         The flatbuffer bytes.
     """
     import larq_compute_engine as lce
 
-    keras_model = _as_model(model)
+    keras_model = load_model(model)
+    if split_groups:
+        keras_model = split_grouped_convs(keras_model)
     # LCE logs its SavedModel→frozen-graph fallback through the `tensorflow`
     # logger/warnings; capture both so the user is told once, clearly.
     with warnings.catch_warnings(record=True) as caught:
@@ -101,8 +118,9 @@ def convert_to_file(
     out_path: str | os.PathLike[str],
     *,
     target: str = "arm",
+    split_groups: bool = True,
 ) -> ConversionResult:
     """`convert` and write the `.tflite` atomically; returns the parsed result."""
-    flatbuffer = convert(model, target=target)
+    flatbuffer = convert(model, target=target, split_groups=split_groups)
     path = atomic.write_bytes(out_path, flatbuffer)
     return ConversionResult(path=path, model=parse(flatbuffer))

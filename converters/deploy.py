@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from bnn_tf import atomic, data
-from bnn_tf.converters.conversion import _as_model, convert
+from bnn_tf.converters.conversion import convert, load_model
 from bnn_tf.converters.inspection import OpReport, report_from
 from bnn_tf.converters.lint import binary_conv_layers
 from bnn_tf.converters.tflite_model import parse, read_bytes
@@ -401,7 +401,7 @@ def deploy(
             f"{out} is not empty. Fix: pass a new folder, or --overwrite to replace the bundle files."
         )
 
-    keras_model = _as_model(model)
+    keras_model = load_model(model)
     if len(keras_model.inputs) != 1 or len(keras_model.outputs) != 1:
         raise ConfigError("deploy supports models with one image input and one output.")
     if len(keras_model.input_shape) != 4:

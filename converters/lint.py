@@ -10,7 +10,14 @@ LCE (docs/lce.md) turns a layer into `LceBconv2d` only when all of these hold:
 4. padding is VALID, or SAME with `pad_values=1.0` (fast path); SAME with
    zeros works only for target "arm" and then forces float output;
 5. grouped convs have a multiple of 32 input channels per group (otherwise
-   the converter prints an error and keeps a float conv).
+   the converter prints an error and keeps a float conv) — unless they are
+   split into per-group convs first (`converters.split_grouped_convs`, which
+   `convert` applies by default).
+
+Each layer also gets the LCE kernels predicted to run it (`kernels`, see
+`converters.rules.KERNEL_RULES`): a grouped binary conv left grouped runs on
+the indirect kernel only, never on the default kernel that ARM devices and
+Android use.
 
 Anything else silently stays float: `QuantDense` (no binary fully-connected
 op; `rewrite_binary_dense` fixes that), depthwise/separable/transposed/1-D/3-D
@@ -19,7 +26,8 @@ predicts the outcome for every layer with weights that multiply (every "MAC
 layer") before anything is converted; `converters.report` checks the
 prediction against the real flatbuffer.
 
-Layers are recognised through their interfaces only (an `input_quantizer`
+The acceptance rules themselves live in `converters.rules`. Layers are
+recognised through their interfaces only (an `input_quantizer`
 attribute, a `kernel_quantizer` with a `precision`), so user-defined layers
 get the same treatment as larq's and bnn_tf's. Custom input quantizers that
 are not larq's are checked by converting a one-layer probe model with LCE
@@ -28,26 +36,26 @@ are not larq's are checked by converting a one-layer probe model with LCE
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 
-import larq as lq
 import numpy as np
 import tensorflow as tf
 
 from bnn_tf import introspect
-
-BINARY = "binary"
-FLOAT = "float"
-
-_SIGN_LIKE = (lq.quantizers.SteSign, lq.quantizers.ApproxSign, lq.quantizers.SwishSign)
-_NOT_SIGN = {
-    lq.quantizers.SteHeaviside: "outputs {0, 1} (Heaviside), not ±1",
-    lq.quantizers.SteTern: "is ternary {-1, 0, +1}",
-    lq.quantizers.DoReFa: "is a k-bit (DoReFa) quantizer",
-    lq.quantizers.MagnitudeAwareSign: "outputs ±scale (magnitude-aware), not ±1",
-}
-_SIGN_FIX = "use input_quantizer='ste_sign' (or 'approx_sign', or a quantizer whose forward is tf.where(x >= 0, 1., -1.))"
+from bnn_tf.converters import groups as grouping
+from bnn_tf.converters.binary_dense import BinaryDenseConv, rewrite_problem
+from bnn_tf.converters.rules import (
+    BINARY,
+    DEFAULT_KERNEL,
+    FLOAT,
+    INDIRECT_KERNEL,
+    KERNELS,
+    SIGN_FIX,
+    input_quantizer_problem,
+    is_quantized,
+    kernel_problem,
+    layer_kind,
+)
 
 
 @dataclass
@@ -65,6 +73,9 @@ class LayerLint:
         fixes: what to change to get a binary kernel.
         notes: binary but slower than it could be, or runtime caveats.
         macs: multiply-accumulates per image from the Keras shapes (None if unknown).
+        kernels: the LCE binary-conv kernels predicted to run this layer correctly
+            (`"default"`: ARM / Android AAR; `"indirect"`: indirect BGEMM); float
+            layers run on both. The conversion report gives the measured answer.
     """
 
     name: str
@@ -76,6 +87,7 @@ class LayerLint:
     fixes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     macs: int | None = None
+    kernels: list[str] = field(default_factory=lambda: list(KERNELS))
 
     @property
     def falls_back(self) -> bool:
@@ -98,6 +110,16 @@ class LintReport:
         return [entry for entry in self.layers if entry.falls_back]
 
     @property
+    def kernels(self) -> list[str]:
+        """The kernels predicted to run every layer (empty: no single kernel runs the model)."""
+        return [k for k in KERNELS if all(k in entry.kernels for entry in self.layers)]
+
+    @property
+    def kernel_blockers(self) -> dict[str, list[str]]:
+        """Per kernel, the layers it cannot run."""
+        return {k: [e.name for e in self.layers if k not in e.kernels] for k in KERNELS}
+
+    @property
     def expected_binary(self) -> list[str]:
         return [entry.name for entry in self.layers if entry.prediction == BINARY]
 
@@ -106,6 +128,8 @@ class LintReport:
             "target": self.target,
             "expected_binary": self.expected_binary,
             "fallbacks": [entry.name for entry in self.fallbacks],
+            "kernels": self.kernels,
+            "kernel_blockers": self.kernel_blockers,
             "layers": [entry.to_dict() for entry in self.layers],
         }
 
@@ -115,6 +139,7 @@ class LintReport:
             f"{len(self.expected_binary)} of {len(quantized)} quantized layer(s) will run on "
             f"LCE binary kernels (target {self.target})."
         ]
+        lines.append(kernel_verdict(self.kernels, self.kernel_blockers))
         for entry in self.layers:
             if entry.falls_back or entry.notes:
                 head = "FLOAT " if entry.prediction == FLOAT else "note  "
@@ -125,133 +150,27 @@ class LintReport:
         return "\n".join(lines)
 
 
+def kernel_verdict(kernels: list[str], blockers: dict[str, list[str]]) -> str:
+    """One line: which LCE kernels run the whole model, and which layers block the others."""
+    names = {DEFAULT_KERNEL: "default (ARM, Android AAR)", INDIRECT_KERNEL: "indirect BGEMM"}
+    parts = []
+    for k in KERNELS:
+        if k in kernels:
+            parts.append(f"{names[k]}: yes")
+        else:
+            shown = ", ".join(blockers[k][:4]) + (" ..." if len(blockers[k]) > 4 else "")
+            parts.append(f"{names[k]}: NO ({shown})")
+    head = "kernels that run the whole model: "
+    if not kernels:
+        head = "NO single LCE kernel runs the whole model correctly: "
+    return head + "; ".join(parts)
+
+
 # ------------------------------------------------------------------ helpers
 
 
 # The one walker (bnn_tf.introspect); `walk` stays a public name of this module.
 walk = introspect.layers
-
-_walk = walk
-
-
-def _precision(quantizer) -> int | None:
-    if quantizer is None:
-        return None
-    return getattr(quantizer, "precision", None)
-
-
-def layer_kind(layer: tf.keras.layers.Layer) -> str | None:
-    """The MAC-layer kind of `layer`, or None if it does no weight multiplication."""
-    L = tf.keras.layers
-    if isinstance(layer, L.DepthwiseConv2D) or type(layer).__name__ in ("QuantDepthwiseConv2D",):
-        return "depthwise"
-    if isinstance(layer, (L.SeparableConv2D, L.SeparableConv1D)):
-        return "separable"
-    if isinstance(layer, (L.Conv2DTranspose, L.Conv3DTranspose, L.Conv1DTranspose)):
-        return "transpose"
-    if isinstance(layer, L.Conv2D):
-        return "conv2d"
-    if isinstance(layer, L.Conv1D):
-        return "conv1d"
-    if isinstance(layer, L.Conv3D):
-        return "conv3d"
-    if isinstance(layer, (L.LocallyConnected1D, L.LocallyConnected2D)):
-        return "locally_connected"
-    if isinstance(layer, L.Dense):
-        return "dense"
-    return None
-
-
-def is_quantized(layer: tf.keras.layers.Layer) -> bool:
-    """The layer has a (non-identity) input or kernel quantizer."""
-    for attr in (
-        "input_quantizer",
-        "kernel_quantizer",
-        "depthwise_quantizer",
-        "pointwise_quantizer",
-    ):
-        q = getattr(layer, attr, None)
-        if q is not None and not isinstance(q, lq.quantizers.NoOp):
-            return True
-    return False
-
-
-def _quantizer_label(q) -> str:
-    return getattr(q, "__name__", None) or type(q).__name__
-
-
-_PROBE_CACHE: dict[str, bool] = {}
-
-
-def _probe_sign_like(quantizer) -> bool:
-    """Convert `Input → QuantConv2D(input_quantizer=copy of quantizer)` with LCE: does it become LceBconv2d?"""
-    try:
-        key = f"{type(quantizer).__module__}.{type(quantizer).__qualname__}:" + json.dumps(
-            lq.quantizers.serialize(quantizer), sort_keys=True, default=str
-        )
-    except Exception:  # noqa: BLE001  unserialisable: probe it every time
-        key = ""
-    if key and key in _PROBE_CACHE:
-        return _PROBE_CACHE[key]
-    try:
-        clone = lq.quantizers.deserialize(lq.quantizers.serialize(quantizer))
-    except Exception:  # noqa: BLE001  a plain function or unregistered object: use it as is
-        clone = quantizer
-    import larq_compute_engine as lce
-
-    from bnn_tf.converters.tflite_model import parse
-
-    # Dynamic batch, as in a real conversion: with batch 1 `tf.ones_like(x)`
-    # folds to a constant and the probe would pass where the real model fails.
-    inputs = tf.keras.Input((4, 4, 32))
-    x = lq.layers.QuantConv2D(
-        32, 3, input_quantizer=clone, kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
-        pad_values=1.0, padding="same", use_bias=False,
-    )(inputs)  # fmt: skip
-    probe = tf.keras.Model(inputs, x)
-    try:
-        ok = "LceBconv2d" in parse(bytes(lce.convert_keras_model(probe))).op_counts
-    except Exception:  # noqa: BLE001  a quantizer LCE cannot convert is certainly not sign-like for it
-        ok = False
-    if key:
-        _PROBE_CACHE[key] = ok
-    return ok
-
-
-def _input_quantizer_problem(q, *, probe: bool) -> str | None:
-    """Why `q` is not a sign LCE recognises, or None if it is."""
-    if q is None:
-        return "input_quantizer is None: activations stay float, LCE needs sign (±1) inputs"
-    if type(q) in _SIGN_LIKE:
-        return None
-    for cls, why in _NOT_SIGN.items():
-        if type(q) is cls:
-            return f"input quantizer {_quantizer_label(q)} {why}"
-    if isinstance(q, lq.quantizers.NoOp):
-        return "input quantizer is NoOp (float activations)"
-    if isinstance(q, _SIGN_LIKE) and not probe:
-        return None
-    if not probe:
-        return None if _precision(q) == 1 else f"input quantizer {_quantizer_label(q)} is not 1-bit"
-    if _probe_sign_like(q):
-        return None
-    return f"input quantizer {_quantizer_label(q)} does not lower to a sign that LCE recognises"
-
-
-def _kernel_problem(layer) -> str | None:
-    q = getattr(layer, "kernel_quantizer", None)
-    precision = _precision(q)
-    if precision is None:
-        precision = getattr(layer, "kernel_precision", None)  # custom layers may declare it
-    if q is None and precision is None:
-        return "kernel_quantizer is None: float weights, LCE needs ±1 × per-channel scale"
-    if isinstance(q, lq.quantizers.NoOp):
-        return "kernel quantizer is NoOp (float weights)"
-    if precision != 1:
-        label = _quantizer_label(q) if q is not None else type(layer).__name__
-        what = "ternary" if isinstance(q, lq.quantizers.SteTern) else f"{precision}-bit"
-        return f"kernel quantizer {label} is {what}, LCE needs 1-bit (±1 × scale) weights"
-    return None
 
 
 def _macs(layer, kind: str) -> int | None:
@@ -294,10 +213,63 @@ def _macs(layer, kind: str) -> int | None:
 # ---------------------------------------------------------------------- lint
 
 
+def _lint_groups(layer, entry: LayerLint, problems: list, groups: int, *, split_groups: bool):
+    if getattr(layer, "split_groups", False):
+        return  # the layer itself emits one ungrouped binary conv per group
+    problem = grouping.split_problem(layer) if split_groups else "split_groups=False"
+    if problem is None:
+        entry.notes.append(
+            f"grouped binary conv ({groups} groups): `convert` splits it into {groups} per-group "
+            "binary convs + a concat, so LCE's default kernel (ARM, Android AAR) runs it "
+            "(split_groups=False / --keep-groups keeps one grouped conv, indirect kernel only)"
+        )
+        return
+    try:
+        # Input channels per group: second-to-last axis for HWIO kernels and for
+        # rank-5 expert banks (N, kh, kw, Cin/g, Cout) alike.
+        per_group = int(layer.kernel.shape[-2])
+    except (AttributeError, TypeError):
+        per_group = None
+    if per_group is not None and per_group % 32 != 0:
+        # Measured (LCE 0.16): the converter prints "Invalid binary grouped
+        # convolution" and leaves a float CONV_2D; it does not raise.
+        problems.append((
+            f"grouped conv with {per_group} input channels per group, kept grouped ({problem}): "
+            "LCE rejects binary grouped convs unless that is a multiple of 32 (prints an error, "
+            "keeps a float conv)",
+            "convert with split_groups=True (the default), or make input channels / groups a "
+            "multiple of 32",
+        ))  # fmt: skip
+        return
+    entry.kernels = [INDIRECT_KERNEL]
+    fix = (
+        "convert with split_groups=True (the default)"
+        if not split_groups
+        else "convert its inference/export form (EBConv2D: bnn_tf.methods.ebconv_export."
+        "export_model, which splits groups itself)"
+    )
+    entry.notes.append(
+        f"grouped binary conv kept grouped ({problem}): runs with the indirect BGEMM kernel only; "
+        f"LCE's default kernel (ARM, Android AAR) rejects grouped bconvs. Fix: {fix}"
+    )
+
+
 def lint_layer(
-    layer: tf.keras.layers.Layer, *, target: str = "arm", probe: bool = True
+    layer: tf.keras.layers.Layer,
+    *,
+    target: str = "arm",
+    probe: bool = True,
+    split_groups: bool = True,
 ) -> LayerLint | None:
     """The prediction for one layer (None if it does no weight multiplication)."""
+    if isinstance(layer, grouping.GroupSplitConv2D):
+        entry = lint_layer(layer.parts[0], target=target, probe=probe)
+        if entry is None:
+            return None
+        entry.name, entry.layer_type = layer.name, type(layer).__name__
+        entry.macs = None if entry.macs is None else entry.macs * layer.groups
+        entry.notes.append(f"{layer.groups} per-group convs of {layer.layer_class} + a concat")
+        return entry
     kind = layer_kind(layer)
     if kind is None:
         return None
@@ -310,8 +282,6 @@ def lint_layer(
         return entry  # float by design (stem, classifier, float twin)
 
     if kind == "dense":
-        from bnn_tf.converters.binary_dense import BinaryDenseConv, rewrite_problem
-
         if isinstance(layer, BinaryDenseConv):
             entry.prediction = BINARY
             return entry
@@ -347,10 +317,10 @@ def lint_layer(
         return entry
 
     problems = []
-    in_problem = _input_quantizer_problem(getattr(layer, "input_quantizer", None), probe=probe)
+    in_problem = input_quantizer_problem(getattr(layer, "input_quantizer", None), probe=probe)
     if in_problem:
-        problems.append((in_problem, _SIGN_FIX))
-    k_problem = _kernel_problem(layer)
+        problems.append((in_problem, SIGN_FIX))
+    k_problem = kernel_problem(layer)
     if k_problem:
         problems.append(
             (
@@ -387,27 +357,9 @@ def lint_layer(
             problems.append(
                 (f"pad_values={pad_values}: LCE supports only 0 and 1", "set pad_values=1.0")
             )
-    groups = int(getattr(layer, "groups", 1) or 1)
+    groups = grouping.groups_of(layer)
     if groups > 1 and not problems:
-        try:
-            # Input channels per group: second-to-last axis for HWIO kernels and for
-            # rank-5 expert banks (N, kh, kw, Cin/g, Cout) alike.
-            per_group = int(layer.kernel.shape[-2])
-        except (AttributeError, TypeError):
-            per_group = None
-        if per_group is not None and per_group % 32 != 0:
-            # Measured (LCE 0.16): the converter prints "Invalid binary grouped
-            # convolution" and leaves a float CONV_2D; it does not raise.
-            problems.append((
-                f"grouped conv with {per_group} input channels per group: LCE rejects binary grouped "
-                "convs unless that is a multiple of 32 (prints an error, keeps a float conv)",
-                "make input channels / groups a multiple of 32",
-            ))  # fmt: skip
-        else:
-            entry.notes.append(
-                "grouped binary conv: runs with the indirect BGEMM kernel only; LCE's default kernel "
-                "(and its Android AAR) rejects grouped bconvs"
-            )
+        _lint_groups(layer, entry, problems, groups, split_groups=split_groups)
     if problems:
         entry.reasons += [p for p, _ in problems]
         entry.fixes += [f for _, f in problems]
@@ -416,7 +368,9 @@ def lint_layer(
     return entry
 
 
-def lint(model: tf.keras.Model, *, target: str = "arm", probe: bool = True) -> LintReport:
+def lint(
+    model: tf.keras.Model, *, target: str = "arm", probe: bool = True, split_groups: bool = True
+) -> LintReport:
     """Predict, for every MAC layer of `model`, whether LCE will emit a binary kernel.
 
     Args:
@@ -425,10 +379,12 @@ def lint(model: tf.keras.Model, *, target: str = "arm", probe: bool = True) -> L
         probe: check input quantizers that are not larq's by converting a
             one-layer probe with LCE (accurate; ≈ 1 s per distinct quantizer).
             With `probe=False` a precision-1 quantizer is assumed sign-like.
+        split_groups: predict for `convert(..., split_groups=...)`: True (the
+            default) splits grouped binary convs into per-group convs.
     """
     layers = []
     for layer in walk(model):
-        entry = lint_layer(layer, target=target, probe=probe)
+        entry = lint_layer(layer, target=target, probe=probe, split_groups=split_groups)
         if entry is not None:
             layers.append(entry)
     return LintReport(layers=layers, target=target)

@@ -33,19 +33,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import tensorflow as tf
 
+from bnn_tf.converters.conversion import load_model
 from bnn_tf.converters.tflite_model import parse
 from bnn_tf.errors import ConfigError
 
 # Calibration images used at most: int8 ranges settle after a few hundred
 # images, and every extra image costs one interpreter call at conversion time.
 MAX_CALIBRATION_IMAGES = 500
-
-
-def _as_model(model: tf.keras.Model | str | os.PathLike[str]) -> tf.keras.Model:
-    # Imported lazily: conversion.py imports larq_compute_engine only inside convert().
-    from bnn_tf.converters.conversion import _as_model as load
-
-    return load(model)
 
 
 def _calibration_images(representative_data, input_shape: tuple) -> np.ndarray:
@@ -106,7 +100,7 @@ def convert_portable(
         ConfigError: int8 without (valid) representative data.
         PortableExportError: the result would need custom or TF (Flex) ops.
     """
-    keras_model = _as_model(model)
+    keras_model = load_model(model)
     converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
     # Builtins only: a Flex (SELECT_TF_OPS) or custom op would defeat the purpose.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -197,7 +191,7 @@ def compare_portable(
     from bnn_tf.converters.stock_runtime import stock_predict
     from bnn_tf.converters.verification import tflite_predict
 
-    keras_model = _as_model(model)
+    keras_model = load_model(model)
     if len(x) == 0:
         raise ConfigError("compare_portable needs at least one test image.")
     y = np.asarray(y).reshape(-1)

@@ -30,8 +30,19 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from bnn_tf.converters.lint import BINARY, FLOAT, LintReport, lint, walk
-from bnn_tf.converters.tflite_model import LCE_OPS, op_names, parse_root
+from bnn_tf.converters.binary_dense import BinaryDenseConv
+from bnn_tf.converters.groups import GroupSplitConv2D, groups_of
+from bnn_tf.converters.lint import LintReport, kernel_verdict, lint, walk
+from bnn_tf.converters.rules import (
+    BINARY,
+    DEFAULT_KERNEL,
+    FLOAT,
+    INDIRECT_KERNEL,
+    KERNEL_RULES,
+    KERNELS,
+    kernels_for,
+)
+from bnn_tf.converters.tflite_model import LCE_OPS, lce_options, op_names, parse_root
 
 MAC_OPS = frozenset(
     {
@@ -62,6 +73,14 @@ class OpInfo:
     spatial: tuple[int, ...]
     names: tuple[str, ...]
     layer: str | None = None
+    groups: int = 1
+
+    @property
+    def kernels(self) -> list[str]:
+        """The LCE kernels that run this op correctly (all of them for non-binary ops)."""
+        if self.op != "LceBconv2d":
+            return list(KERNELS)
+        return kernels_for(grouped=self.groups > 1, in_branch=self.subgraph > 0)
 
 
 @dataclass
@@ -81,6 +100,8 @@ class LayerRow:
     reasons: list[str] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    kernels: list[str] = field(default_factory=lambda: list(KERNELS))
+    kernel_problems: list[str] = field(default_factory=list)
 
     @property
     def fell_back(self) -> bool:
@@ -105,6 +126,24 @@ class ConversionReport:
     float_mac_ops: int
     requires_lce: bool
     target: str
+    unmapped_kernel_problems: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def kernel_blockers(self) -> dict[str, list[str]]:
+        """Per LCE kernel, the layers (or unmapped ops) it cannot run correctly."""
+        out = {k: [row.name for row in self.layers if k not in row.kernels] for k in KERNELS}
+        for k, ops in self.unmapped_kernel_problems.items():
+            out[k] += ops
+        return out
+
+    @property
+    def kernels(self) -> list[str]:
+        """The LCE kernels that run the whole model correctly (empty: none does).
+
+        `"default"` is the kernel ARM devices and LCE's Android AAR use; a model
+        that needs `"indirect"` runs only where indirect BGEMM is registered.
+        """
+        return [k for k, blocked in self.kernel_blockers.items() if not blocked]
 
     @property
     def binary_mac_fraction(self) -> float:
@@ -138,6 +177,8 @@ class ConversionReport:
             "float_mac_ops": self.float_mac_ops,
             "op_counts": self.op_counts,
             "fallbacks": [row.name for row in self.fallbacks],
+            "kernels": self.kernels,
+            "kernel_blockers": self.kernel_blockers,
             "lint_mismatches": [row.name for row in self.lint_mismatches],
             "layers": [row.to_dict() for row in self.layers],
             "unmapped_ops": self.unmapped_ops,
@@ -145,7 +186,7 @@ class ConversionReport:
 
     def format(self) -> str:
         """The human table: one line per MAC layer, then totals and the fallbacks with fixes."""
-        header = ("layer", "type", "kernel", "MACs", "output", "ops")
+        header = ("layer", "type", "kernel", "MACs", "output", "runs on", "ops")
         rows = [
             (
                 row.name,
@@ -153,11 +194,12 @@ class ConversionReport:
                 row.actual + ("" if row.quantized else " (not quantized)"),
                 _human(row.macs),
                 row.output,
+                "+".join(row.kernels) or "NONE",
                 ",".join(sorted(set(row.ops))) or "-",
             )
             for row in self.layers
         ]
-        rows += [("(unmapped)", "-", "binary" if u["op"] == "LceBconv2d" else "float", _human(u["macs"]), u["output"], u["op"])
+        rows += [("(unmapped)", "-", "binary" if u["op"] == "LceBconv2d" else "float", _human(u["macs"]), u["output"], "+".join(u.get("kernels", KERNELS)), u["op"])
                  for u in self.unmapped_ops]  # fmt: skip
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
@@ -179,6 +221,10 @@ class ConversionReport:
             "runtime: " + ("LCE (custom ops: " + ", ".join(sorted(k for k in self.op_counts if k in LCE_OPS)) + ")"
                            if self.requires_lce else "stock TFLite")
         )  # fmt: skip
+        lines.append(kernel_verdict(self.kernels, self.kernel_blockers))
+        for row in self.layers:
+            for problem in row.kernel_problems:
+                lines.append(f"kernel: {row.name}: {problem}")
         for row in self.fallbacks:
             lines.append(f"FELL BACK TO FLOAT: {row.name} ({row.layer_type})")
             lines += [
@@ -191,6 +237,23 @@ class ConversionReport:
         for row in self.lint_mismatches:
             lines.append(f"lint mismatch: {row.name} predicted {row.predicted}, got {row.actual}")
         return "\n".join(lines)
+
+
+def _kernel_problems(ops: list[OpInfo]) -> list[str]:
+    binary = [op for op in ops if op.op == "LceBconv2d"]
+    grouped = sorted({op.groups for op in binary if op.groups > 1})
+    branches = sorted({op.subgraph for op in binary if op.subgraph > 0})
+    problems = []
+    if grouped:
+        problems.append(
+            f"grouped LceBconv2d ({'/'.join(map(str, grouped))} groups): {KERNEL_RULES[DEFAULT_KERNEL]}"
+        )
+    if branches:
+        problems.append(
+            f"LceBconv2d in branch subgraph(s) {', '.join(map(str, branches))}: "
+            f"{KERNEL_RULES[INDIRECT_KERNEL]}"
+        )
+    return problems
 
 
 def _human(n: int) -> str:
@@ -212,19 +275,6 @@ def _tensor_bytes(root, tensor) -> int:
     return int(getattr(buf, "size", 0) or 0)
 
 
-def _lce_options(op) -> dict:
-    if op.customOptions is None or len(op.customOptions) == 0:
-        return {}
-    from flatbuffers import flexbuffers
-
-    try:
-        return dict(
-            flexbuffers.Loads(bytearray(np.asarray(op.customOptions, dtype=np.uint8).tobytes()))
-        )
-    except Exception:  # noqa: BLE001  options we cannot read only cost the exact C_in
-        return {}
-
-
 def _output_kind(tensor_type: int) -> str:
     return {_INT32: "bitpacked", _INT8: "int8"}.get(tensor_type, "float")
 
@@ -240,6 +290,7 @@ def _mac_ops(root) -> list[OpInfo]:
             index += 1
             if name not in MAC_OPS:
                 continue
+            groups = 1
             ins = [int(i) for i in (op.inputs if op.inputs is not None else [])]
             outs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
             out_t = tensors[outs[0]]
@@ -257,7 +308,7 @@ def _mac_ops(root) -> list[OpInfo]:
             positions = int(np.prod(spatial)) if spatial else 1
             if name == "LceBconv2d":
                 c_out, kh, kw, words = shape(1)
-                opts = _lce_options(op)
+                opts = lce_options(op)
                 c_in = int(opts.get("channels_in", words * 32))
                 # LCE stores no group count; a grouped bconv packs only C_in/groups
                 # channels per filter row (C_in/groups is a multiple of 32 there).
@@ -307,6 +358,7 @@ def _mac_ops(root) -> list[OpInfo]:
                     geometry=geometry,
                     spatial=tuple(spatial),
                     names=names,
+                    groups=groups if name == "LceBconv2d" else 1,
                 )  # fmt: skip
             )
     return ops
@@ -327,12 +379,19 @@ def _slots(layer, kind: str) -> list[tuple[tuple, tuple | None]]:
     if kind == "conv2d":
         # Rank 5 = a bank of kernels [N, k_h, k_w, C_in, C_out] (e.g. experts): any of
         # them may appear as an op, and one slot takes several ops (see matching).
+        if isinstance(layer, GroupSplitConv2D):
+            part = layer.parts[0]
+            kh, kw, per_group, c_out = (int(d) for d in part.kernel.shape[-4:])
+            return [(("conv2d", kh, kw, per_group, c_out), spatial)] * layer.groups
         kh, kw, per_group, c_out = (int(d) for d in layer.kernel.shape[-4:])
-        return [(("conv2d", kh, kw, per_group, c_out), spatial)]
+        slots = [(("conv2d", kh, kw, per_group, c_out), spatial)]
+        g = groups_of(layer)
+        if g > 1:
+            # Split by `convert` (split_grouped_convs): one ungrouped op per group.
+            slots += [(("conv2d", kh, kw, per_group, c_out // g), spatial)] * g
+        return slots
     if kind == "dense":
         c_in, c_out = (int(d) for d in layer.kernel.shape)
-        from bnn_tf.converters.binary_dense import BinaryDenseConv
-
         if isinstance(layer, BinaryDenseConv):
             return [(("conv2d", 1, 1, c_in, c_out), (1, 1))]
         return [(("dense", 1, 1, c_in, c_out), None)]
@@ -373,6 +432,7 @@ def conversion_report(
     *,
     target: str = "arm",
     lint_report: LintReport | None = None,
+    split_groups: bool = True,
 ) -> ConversionReport:
     """Map the MAC ops of `tflite` back to the layers of `model` and report per layer.
 
@@ -382,9 +442,10 @@ def conversion_report(
         tflite: flatbuffer bytes or path.
         target: the LCE target used for the conversion (for the lint's reasons).
         lint_report: a precomputed `lint(model)`; computed here if omitted.
+        split_groups: as passed to `convert` (for the lint's predictions).
     """
     buf, root = parse_root(tflite)
-    lint_report = lint_report or lint(model, target=target)
+    lint_report = lint_report or lint(model, target=target, split_groups=split_groups)
     by_name = {entry.name: entry for entry in lint_report.layers}
     layers = [layer for layer in walk(model) if layer.name in by_name]
 
@@ -422,6 +483,10 @@ def conversion_report(
     for layer in layers:
         entry = by_name[layer.name]
         mine = [op for op in ops if op.layer == layer.name]
+        kernels = list(KERNELS)
+        for op in mine:
+            kernels = [k for k in kernels if k in op.kernels]
+        problems = _kernel_problems(mine)
         if not mine:
             actual, output = "missing", "-"
         else:
@@ -443,6 +508,8 @@ def conversion_report(
                 reasons=list(entry.reasons) if entry.quantized and actual != BINARY else [],
                 fixes=list(entry.fixes) if entry.quantized and actual != BINARY else [],
                 notes=list(entry.notes) if actual == BINARY else [],
+                kernels=kernels,
+                kernel_problems=sorted(set(problems)),
             )  # fmt: skip
         )
     unmapped = [
@@ -452,10 +519,15 @@ def conversion_report(
             "macs": op.macs,
             "output": op.output,
             "tensors": list(op.names[-1:]),
+            "kernels": op.kernels,
         }
         for op in ops
         if op.layer is None
     ]
+    unmapped_problems = {
+        k: [f"(unmapped {u['op']} #{u['index']})" for u in unmapped if k not in u["kernels"]]
+        for k in KERNELS
+    }
     total = sum(op.macs for op in ops)
     binary = sum(op.macs for op in ops if op.op == "LceBconv2d")
     return ConversionReport(
@@ -469,6 +541,7 @@ def conversion_report(
         float_mac_ops=sum(1 for op in ops if op.op != "LceBconv2d"),
         requires_lce=any(k in LCE_OPS for k in op_counts),
         target=target,
+        unmapped_kernel_problems=unmapped_problems,
     )
 
 

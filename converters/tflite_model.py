@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from bnn_tf.errors import InvalidTfliteError
 
 # TFLite files carry the 4-byte identifier "TFL3" at offset 4.
@@ -125,6 +127,20 @@ def op_names(root) -> list[str]:
             builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
             codes.append(names.get(builtin, f"BUILTIN_{builtin}"))
     return codes
+
+
+def lce_options(op) -> dict:
+    """The flexbuffer custom options of an LCE op (`schema.OperatorT`), {} if unreadable."""
+    if op.customOptions is None or len(op.customOptions) == 0:
+        return {}
+    from flatbuffers import flexbuffers
+
+    try:
+        return dict(
+            flexbuffers.Loads(bytearray(np.asarray(op.customOptions, dtype=np.uint8).tobytes()))
+        )
+    except Exception:  # noqa: BLE001  options we cannot read only cost the exact C_in
+        return {}
 
 
 def parse(tflite: bytes | str | os.PathLike[str]) -> TfliteModel:

@@ -40,7 +40,7 @@ import larq as lq
 import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
-from bnn_tf.methods.recu import ReCUConv2D
+from bnn_tf.methods.recu import HardTanh, ReCUConv2D
 from bnn_tf.methods.shortcuts import ZeroPadShortcut
 from bnn_tf.models._parts import classifier_head
 from bnn_tf.models.registry import register
@@ -81,7 +81,8 @@ def _bn(name: str, gamma: float = 1.0) -> tf.keras.layers.BatchNormalization:
 
 
 def _hardtanh(name: str) -> tf.keras.layers.Layer:
-    return tf.keras.layers.Activation(lq.activations.hard_tanh, name=name)
+    # A registered layer, not Activation(lq.activations.hard_tanh): .h5 files keep loading.
+    return HardTanh(name=name)
 
 
 def _basic_block(

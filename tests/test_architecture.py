@@ -21,12 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"bnn_tf": ROOT / "bnn_tf", "bnn_tf.models": ROOT / "models",
             "bnn_tf.converters": ROOT / "converters"}  # fmt: skip
 
-# Import edges known to be cyclic, each to be deleted by the change that ends it.
-# Issue 18's converters work removes lint ↔ binary_dense (shared LCE rules module);
-# the lead deletes this entry when that branch is merged.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"bnn_tf.converters.lint", "bnn_tf.converters.binary_dense"}),
-}
+# Import edges known to be cyclic, each to be deleted by the change that ends it
+# (empty: issue 18 ended the last one, lint ↔ binary_dense, with converters/rules.py).
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def _modules() -> dict[str, Path]:
@@ -238,18 +235,9 @@ def _private_uses(name: str) -> list[str]:
     return sorted(set(found))
 
 
-# Private names still used across modules, each owned by another change of issue 18
-# (converters: a public load_model and shared lint rules). The lead deletes these
-# entries when that branch is merged.
-KNOWN_PRIVATE = {
-    "bnn_tf.converters.binary_dense": {
-        "from bnn_tf.converters.lint import _input_quantizer_problem",
-        "from bnn_tf.converters.lint import _kernel_problem",
-    },
-    "bnn_tf.converters.deploy": {"from bnn_tf.converters.conversion import _as_model"},
-    "bnn_tf.converters.portable": {"from bnn_tf.converters.conversion import _as_model"},
-    "bnn_tf.converters.verification": {"from bnn_tf.converters.conversion import _as_model"},
-}
+# Private names still used across modules, each to be deleted by the change that
+# ends it (empty since converters got a public load_model and shared rules).
+KNOWN_PRIVATE: dict[str, set[str]] = {}
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import larq as lq
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from bnn_tf import converters
 from bnn_tf.cli import main
 from bnn_tf.converters.tflite_model import parse
-from bnn_tf.errors import InvalidTfliteError
+from bnn_tf.errors import ConfigError, InvalidTfliteError
 
 Q = dict(
     input_quantizer="ste_sign",
@@ -28,7 +29,8 @@ EXPECTED = {
     "heavi": ("float", None, "Heaviside"),
     "tern": ("float", None, "ternary"),
     "noinq": ("float", None, "input_quantizer is None"),
-    "grouped": ("binary", "bitpacked", None),
+    # Split into per-group convs by `convert` (default kernel); the concat keeps float output.
+    "grouped": ("binary", "float", None),
     "dw": ("float", None, "depthwise"),
     "sep": ("float", None, "separable"),
     "magaware": ("binary", "float", None),
@@ -112,6 +114,8 @@ def test_report_maps_every_op_and_agrees_with_the_lint(every_case):
     for name in ("good", "zero_pad", "noinq", "grouped", "dw", "qdense", "head"):
         assert rows[name].macs == lint_macs[name], name
     assert rows["grouped"].macs == 14 * 14 * 9 * 32 * 64
+    assert rows["grouped"].ops == ["LceBconv2d", "LceBconv2d"]  # one per group
+    assert report.kernels == ["default", "indirect"]
     assert report.binary_macs == sum(r.binary_macs for r in report.layers)
     assert report.total_macs == sum(r.macs for r in report.layers)
     assert 0 < report.binary_mac_fraction < 1
@@ -192,16 +196,22 @@ def test_custom_sign_quantizer_is_checked_by_a_probe_conversion():
     }
 
 
-def test_grouped_conv_with_16_channels_per_group_is_predicted_float():
+def test_grouped_conv_with_16_channels_per_group_is_predicted_float_when_kept_grouped():
     inputs = tf.keras.Input((8, 8, 32))
     x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, groups=2, name="g16", **Q)(
         inputs
     )
     model = tf.keras.Model(inputs, x)
-    (entry,) = converters.lint(model).layers
+    (entry,) = converters.lint(model, split_groups=False).layers
     assert entry.prediction == "float" and "multiple of 32" in entry.reasons[0]
-    report = converters.conversion_report(model, converters.convert(model))
+    kept = converters.convert(model, split_groups=False)
+    report = converters.conversion_report(model, kept, split_groups=False)
     assert report.layers[0].actual == "float"
+    # Split (convert's default), each group is an ordinary binary conv.
+    (entry,) = converters.lint(model).layers
+    assert entry.prediction == "binary"
+    report = converters.conversion_report(model, converters.convert(model))
+    assert report.layers[0].actual == "binary" and report.layers[0].ops == ["LceBconv2d"] * 2
 
 
 def test_same_zero_padding_is_float_for_xcore_in_the_lint():
@@ -322,3 +332,94 @@ def test_binary_conv_layers_keeps_its_contract():
     x = lq.layers.QuantConv2D(32, 3, name="b", kernel_quantizer="ste_sign", use_bias=False)(x)
     x = tf.keras.layers.Conv2D(32, 3, name="c")(x)
     assert converters.binary_conv_layers(tf.keras.Model(inputs, x)) == ["a"]
+
+
+def _grouped_model() -> tf.keras.Model:
+    """Two grouped binary convs: 32 input channels per group, and 16 (not a multiple of 32)."""
+    inputs = tf.keras.Input((8, 8, 64))
+    x = lq.layers.QuantConv2D(64, 3, padding="same", pad_values=1.0, groups=2, name="g2", **Q)(
+        inputs
+    )
+    x = tf.keras.layers.BatchNormalization(name="bn")(x)
+    x = lq.layers.QuantConv2D(64, 3, padding="same", pad_values=1.0, groups=4, name="g4", **Q)(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(10, name="head")(x))
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory):
+    tf.keras.utils.set_random_seed(1)
+    model = _grouped_model()
+    bn = model.get_layer("bn")
+    bn.set_weights(
+        [w + np.random.default_rng(0).uniform(0.2, 1.0, w.shape) for w in bn.get_weights()]
+    )
+    path = tmp_path_factory.mktemp("grouped") / "grouped.keras"
+    model.save(path)
+    return model, path, converters.convert(model), converters.convert(model, split_groups=False)
+
+
+def test_grouped_binary_convs_are_split_for_the_default_kernel(grouped):
+    model, _, split, _ = grouped
+    report = converters.conversion_report(model, split)
+    rows = {row.name: row for row in report.layers}
+    assert report.lint_mismatches == [] and report.unmapped_ops == []
+    # Split, even 16 channels per group becomes binary (LCE's multiple-of-32 rule is per grouped conv).
+    assert rows["g2"].ops == ["LceBconv2d"] * 2 and rows["g4"].ops == ["LceBconv2d"] * 4
+    assert rows["g4"].actual == "binary" and report.fallbacks == []
+    assert report.kernels == ["default", "indirect"]
+    assert converters.kernel_blockers(split) == {"default": [], "indirect": []}
+    x = np.random.default_rng(2).normal(size=(8, 8, 8, 64)).astype(np.float32)
+    want = model.predict(x, verbose=0)
+    for kernel in ("default", "indirect"):
+        got = converters.tflite_predict(split, x, kernel=kernel)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_kept_groups_need_the_indirect_kernel_and_the_report_says_so(grouped):
+    model, _, split, kept = grouped
+    lint = converters.lint(model, split_groups=False)
+    by_name = {e.name: e for e in lint.layers}
+    assert by_name["g2"].kernels == ["indirect"] and by_name["g4"].prediction == "float"
+    assert lint.kernels == ["indirect"] and "g2" in lint.format()
+    report = converters.conversion_report(model, kept, split_groups=False)
+    rows = {row.name: row for row in report.layers}
+    assert rows["g2"].kernels == ["indirect"] and rows["g2"].ops == ["LceBconv2d"]
+    assert report.kernels == ["indirect"] and report.kernel_blockers["default"] == ["g2"]
+    assert "default (ARM, Android AAR): NO (g2)" in report.format()
+    with pytest.raises(ConfigError, match="grouped binary conv"):
+        converters.make_interpreter(kept, kernel="default")
+    x = np.random.default_rng(2).normal(size=(4, 8, 8, 64)).astype(np.float32)
+    np.testing.assert_allclose(
+        converters.tflite_predict(kept, x, kernel="indirect"), model.predict(x, verbose=0),
+        rtol=1e-4, atol=1e-3,
+    )  # fmt: skip
+
+
+def test_cli_strict_fails_naming_the_layer_when_no_kernel_runs_the_model(tmp_path, capsys):
+    from bnn_tf.methods.ebconv import EBConv2D
+    from bnn_tf.methods.ebconv_export import export_model
+
+    tf.keras.utils.set_random_seed(4)
+    inputs = tf.keras.Input((8, 8, 64))
+    x = lq.layers.QuantConv2D(64, 3, padding="same", pad_values=1.0, groups=2, name="g2", **Q)(
+        inputs
+    )
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = EBConv2D(32, 3, num_experts=2, name="experts")(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    exported = export_model(tf.keras.Model(inputs, tf.keras.layers.Dense(10)(x)))
+    path = tmp_path / "ebnet.keras"
+    exported.save(path)
+    # Kept grouped: the default kernel cannot run g2, the indirect one not the IF branches.
+    code = main(
+        ["convert", str(path), "-o", str(tmp_path / "kept.tflite"), "--keep-groups", "--strict"]
+    )
+    captured = capsys.readouterr()
+    err = captured.out + captured.err
+    assert code == 1
+    assert "no single LCE kernel" in err and "default: g2" in err and "indirect: experts" in err
+    # Split (the default): the default kernel runs everything.
+    code = main(["convert", str(path), "-o", str(tmp_path / "split.tflite"), "--strict", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["report"]["kernels"] == ["default"]

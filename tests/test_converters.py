@@ -141,3 +141,61 @@ def test_binary_convs_in_branch_subgraphs_get_the_exact_kernel(fmnist_small):
     x = fmnist_small["x_test"][:40]
     result = converters.verify(model, flatbuffer, x)
     assert result.top1_agreement == 1.0 and result.max_abs_logit_diff < 1e-3
+    # The indirect kernel cannot run it correctly, so verify does not offer it as a second opinion.
+    assert result.kernel == "default" and result.other_kernels == {}
+    assert converters.kernel_blockers(flatbuffer)["indirect"]
+    report = converters.conversion_report(exported, flatbuffer)
+    assert report.kernels == ["default"]
+    assert any("branch subgraph" in p for row in report.layers for p in row.kernel_problems)
+
+
+def test_verify_runs_the_device_kernel_and_compares_the_indirect_one(
+    trained_bnn_small, trained_bnn_small_tflite, fmnist_small
+):
+    x = fmnist_small["x_test"][:100]
+    result = converters.verify(trained_bnn_small, trained_bnn_small_tflite, x)
+    assert result.kernel == "default"
+    other = result.other_kernels["indirect"]
+    assert other["differs"] == 0 and not result.kernels_disagree
+    assert "indirect kernel: same top-1" in result.format()
+    assert (
+        result.to_dict()["other_kernels"]["indirect"]["top1_agreement"] == other["top1_agreement"]
+    )
+    alone = converters.verify(
+        trained_bnn_small, trained_bnn_small_tflite, x, kernel="indirect", compare_kernels=False
+    )
+    assert alone.kernel == "indirect" and alone.other_kernels == {}
+    with pytest.raises(ConfigError, match="kernel must be one of"):
+        converters.verify(trained_bnn_small, trained_bnn_small_tflite, x, kernel="fast")
+
+
+def test_split_grouped_convs_keeps_the_outputs_of_any_layer_class(rng):
+    """Per-group convs + concat compute the grouped layer, whatever its class."""
+    import larq as lq
+    import tensorflow as tf
+
+    from bnn_tf.methods.ebconv import EBConv2D
+    from bnn_tf.methods.recu import ReCUConv2D
+
+    tf.keras.utils.set_random_seed(5)
+    inputs = tf.keras.Input((12, 12, 64))
+    x = ReCUConv2D(64, 3, groups=2, dilation_rate=2, padding="same", name="recu_g2")(inputs)
+    x = lq.layers.QuantConv2D(
+        64, 3, groups=4, strides=2, padding="same", pad_values=1.0, use_bias=True,
+        input_quantizer="ste_sign", kernel_quantizer="xnor_weight", name="xnor_g4",
+    )(x)  # fmt: skip
+    x = EBConv2D(64, 3, num_experts=1, groups=2, name="eb_single")(x)
+    gated = EBConv2D(32, 3, num_experts=2, groups=2, name="eb_gated")
+    model = tf.keras.Model(inputs, gated(x))
+    for layer in model.layers[1:]:
+        weights = layer.get_weights()
+        layer.set_weights([w + rng.normal(0, 0.3, w.shape).astype(np.float32) for w in weights])
+    split = converters.split_grouped_convs(model)
+    kinds = {layer.name: type(layer).__name__ for layer in split.layers}
+    assert kinds["recu_g2"] == kinds["xnor_g4"] == kinds["eb_single"] == "GroupSplitConv2D"
+    # The gate reads all input channels: not g independent convs, so it stays grouped.
+    assert kinds["eb_gated"] == "EBConv2D"
+    assert "gate_kernel" in converters.groups.split_problem(gated)
+    x = rng.normal(size=(3, 12, 12, 64)).astype(np.float32)
+    np.testing.assert_allclose(split(x), model(x), rtol=1e-5, atol=1e-4)
+    assert converters.split_grouped_convs(split) is split  # nothing left to split

@@ -38,6 +38,7 @@ from larq.quantizers import _BaseQuantizer
 
 from bnn_tf import introspect
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods._aliases import register_aliases
 
 T_MIN = 0.1
 T_MAX = 10.0
@@ -132,11 +133,17 @@ class LibraPBWeight(_EdeQuantizer):
         return super().call(libra_pb(inputs, self.ede_t, self.ede_k))
 
 
+# The documented string names, and the class names .h5 configs store.
+register_aliases(EdeSign, "ede_sign")
+register_aliases(LibraPBWeight, "libra_pb_weight")
+
+
 def ede_quantizers(model: tf.keras.Model) -> list[_EdeQuantizer]:
     """Every EDE quantizer used by `model` (as a layer, input or kernel quantizer; nested too)."""
     return introspect.find(model, _EdeQuantizer)
 
 
+@tf.keras.utils.register_keras_serializable(package="bnn_tf")
 class EdeSchedule(tf.keras.callbacks.Callback):
     """Set IR-Net's EDE (t, k) on every EDE quantizer at the start of each epoch.
 
@@ -165,6 +172,14 @@ class EdeSchedule(tf.keras.callbacks.Callback):
         for q in ede_quantizers(self.model):
             q.set_ede(t, k)
         self.history.append((t, k))
+
+    def get_config(self):
+        return {"epochs": self.epochs, "t_min": self.t_min, "t_max": self.t_max}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        # Keras' Callback has no from_config; this makes the schedule deserialisable.
+        return cls(**config)
 
     @classmethod
     def for_run(cls, *, epochs: int, steps_per_epoch: int | None = None) -> EdeSchedule:

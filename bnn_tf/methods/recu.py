@@ -81,6 +81,7 @@ import tensorflow as tf
 
 from bnn_tf import introspect
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods._aliases import register_aliases
 
 DEFAULT_B_STAR = 2.0
 EPS = 1e-5
@@ -284,6 +285,25 @@ class ReCUActivationQuantizer(lq.quantizers.Quantizer):
         return {**super().get_config(), "eps": self.eps}
 
 
+# String names (`kernel_quantizer="recu_weight"`), and the class names .h5 configs store.
+register_aliases(ReCUWeightQuantizer, "recu_weight")
+register_aliases(ReCUActivationQuantizer, "recu_activation")
+
+
+@tf.keras.utils.register_keras_serializable(package="bnn_tf")
+class HardTanh(tf.keras.layers.Layer):
+    """`y = clip(x, −1, 1)`: PyTorch's `nn.Hardtanh` (larq's `hard_tanh`) as a layer.
+
+    The activation of the ReCU ResNets. A layer rather than
+    `Activation(lq.activations.hard_tanh)`: tf_keras writes a non-Keras
+    activation function into `.h5` configs in a form its own `.h5` loader
+    rejects ("Unknown activation function: 'function'").
+    """
+
+    def call(self, inputs):
+        return tf.clip_by_value(inputs, -1.0, 1.0)
+
+
 @tf.keras.utils.register_keras_serializable(package="bnn_tf")
 class ReCUConv2D(lq.layers.QuantConv2D):
     """A binary 2-D convolution trained with ReCU, laid out for LCE.
@@ -484,6 +504,11 @@ class TauScheduler(tf.keras.callbacks.Callback):
             "tau_max": self.tau_max,
             "verbose": self.verbose,
         }
+
+    @classmethod
+    def from_config(cls, config: dict):
+        # Keras' Callback has no from_config; this makes the schedule deserialisable.
+        return cls(**config)
 
     @classmethod
     def for_run(cls, *, epochs: int, steps_per_epoch: int | None = None) -> TauScheduler:

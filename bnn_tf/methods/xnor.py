@@ -40,6 +40,7 @@ import tensorflow as tf
 from larq.quantizers import _BaseQuantizer
 
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods._aliases import register_aliases
 
 
 def xnor_weight(w: tf.Tensor, clip_value: float | None = 1.0) -> tf.Tensor:
@@ -74,6 +75,10 @@ class XnorWeight(_BaseQuantizer):
 
     def get_config(self):
         return {**super().get_config(), "clip_value": self.clip_value}
+
+
+# "xnor_weight" (the documented name) and "XnorWeight" (what .h5 configs store).
+register_aliases(XnorWeight, "xnor_weight")
 
 
 @tf.keras.utils.register_keras_serializable(package="bnn_tf")
