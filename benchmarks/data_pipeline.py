@@ -29,14 +29,22 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+import harness
+
+BENCHMARK = harness.Benchmark(
+    name="data_pipeline",
+    description="image-folder tf.data pipeline vs in-memory arrays: step rate and peak memory",
+    default_args=[],
+    smoke_args=["--sizes", "300", "600", "--steps", "3", "--warmup", "1", "--repeats", "1",
+                "--root", "{tmp}/folders"],
+)  # fmt: skip
 SIZES = (10_000, 60_000)
 BATCH = 128
 
 
-def write_folders(root: Path) -> dict[int, Path]:
-    """The 60 k PNG folder (written once) and a 10 k folder of hard links into it."""
+def write_folders(root: Path, sizes: tuple[int, ...] = SIZES) -> dict[int, Path]:
+    """A PNG folder of the first max(sizes) training images (written once) and, for each
+    smaller size, a folder of hard links into it."""
     import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
     # isort: split
@@ -44,24 +52,30 @@ def write_folders(root: Path) -> dict[int, Path]:
 
     from bnn_tf import data
 
-    full, small = root / "fm60k", root / "fm10k"
+    top = max(sizes)
+    full = root / f"fm{top // 1000}k" if top % 1000 == 0 else root / f"fm{top}"
     done = full / ".complete"
     if not done.exists():
         splits = data.load("fashion_mnist")
-        for i, (img, label) in enumerate(zip(splits.x_train, splits.y_train, strict=True)):
+        pairs = zip(splits.x_train[:top], splits.y_train[:top], strict=True)
+        for i, (img, label) in enumerate(pairs):
             d = full / f"class_{int(label)}"
             d.mkdir(parents=True, exist_ok=True)
             (d / f"{i:05d}.png").write_bytes(tf.io.encode_png(img).numpy())
-        done.write_text("60000\n")
-    if not (small / ".complete").exists():
-        for p in sorted(full.rglob("*.png")):
-            if int(p.stem) < 10_000:
-                target = small / p.parent.name / p.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if not target.exists():
-                    os.link(p, target)
-        (small / ".complete").write_text("10000\n")
-    return {10_000: small, 60_000: full}
+        done.write_text(f"{top}\n")
+    folders = {top: full}
+    for n in sorted(set(sizes) - {top}):
+        small = root / (f"fm{n // 1000}k" if n % 1000 == 0 else f"fm{n}")
+        if not (small / ".complete").exists():
+            for p in sorted(full.rglob("*.png")):
+                if int(p.stem) < n:
+                    target = small / p.parent.name / p.name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if not target.exists():
+                        os.link(p, target)
+            (small / ".complete").write_text(f"{n}\n")
+        folders[n] = small
+    return folders
 
 
 def measure(mode: str, n: int, folder: Path, steps: int, warmup: int) -> dict:
@@ -105,18 +119,13 @@ def measure(mode: str, n: int, folder: Path, steps: int, warmup: int) -> dict:
     }
 
 
-def plot(record: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(record: dict, load: list[float]):
     rows = [
         {"mode": k.split("_")[0], "images": int(k.split("_")[1]), **v}
         for k, v in record["summary"].items()
     ]
     labels = [f"{r['mode']}\n{r['images'] // 1000}k" for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, (a, b) = harness.figure(2, size=(9, 3.5))
     colours = ["tab:blue" if r["mode"] == "array" else "tab:orange" for r in rows]
     a.bar(labels, [r["images_per_second"] for r in rows], color=colours)
     a.set_ylabel("training images / s")
@@ -124,34 +133,33 @@ def plot(record: dict, path: Path) -> None:
     b.bar(labels, [r["peak_rss_mb"] for r in rows], color=colours)
     b.set_ylabel("peak RSS (MB)")
     b.set_title("peak memory")
-    fig.suptitle(f"folder vs in-memory arrays; load avg before {record['load_average_before']}")
+    fig.suptitle(f"folder vs in-memory arrays; load avg before {load}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    return fig
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = harness.argument_parser(BENCHMARK, __doc__)
+    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="images per folder")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--root", default="/tmp/bnn_tf_folders")
     ap.add_argument("--repeats", type=int, default=2, help="runs per case (interleaved)")
     ap.add_argument("--one", nargs=3, metavar=("MODE", "N", "FOLDER"), help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    sizes = tuple(sorted(args.sizes))
     if args.one:
         mode, n, folder = args.one
         print(json.dumps(measure(mode, int(n), Path(folder), args.steps, args.warmup)))
         return 0
 
-    sys.path.insert(0, str(HERE))
-    from _common import record_header
-
-    load_before = os.getloadavg()
+    recorder = harness.Recorder(BENCHMARK, argv, args.results_dir)
     t0 = time.perf_counter()
-    folders = write_folders(Path(args.root))
+    folders = write_folders(Path(args.root), sizes)
     write_seconds = time.perf_counter() - t0
     rows = []
     for rep in range(args.repeats):
-        for n in SIZES:
+        for n in sizes:
             # Alternate the order so a load change on the shared machine hits both modes.
             modes = ("array", "folder") if rep % 2 == 0 else ("folder", "array")
             for mode in modes:
@@ -171,16 +179,15 @@ def main() -> int:
         rss = sorted(r["peak_rss_mb"] for r in same)[len(same) // 2]
         return {"images_per_second": rate, "peak_rss_mb": rss}
 
-    by = {(m, n): best(m, n) for m in ("array", "folder") for n in SIZES}
+    by = {(m, n): best(m, n) for m in ("array", "folder") for n in sizes}
     ratios = {
         n: round(by[("folder", n)]["images_per_second"] / by[("array", n)]["images_per_second"], 3)
-        for n in SIZES
+        for n in sizes
     }
-    folder_growth = by[("folder", 60_000)]["peak_rss_mb"] - by[("folder", 10_000)]["peak_rss_mb"]
-    array_growth = by[("array", 60_000)]["peak_rss_mb"] - by[("array", 10_000)]["peak_rss_mb"]
+    lo, hi = sizes[0], sizes[-1]
+    folder_growth = by[("folder", hi)]["peak_rss_mb"] - by[("folder", lo)]["peak_rss_mb"]
+    array_growth = by[("array", hi)]["peak_rss_mb"] - by[("array", lo)]["peak_rss_mb"]
     record = {
-        **record_header("data_pipeline", load_before),
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
         "note": "2-core machine shared by ~8 engineers: step rates move with the load; "
         "the ratio folder/array is measured back to back for each size.",
         "folder_png_write_seconds": round(write_seconds, 1),
@@ -188,28 +195,20 @@ def main() -> int:
         "summary": {f"{m}_{n}": v for (m, n), v in by.items()},
         "summary_rule": "per case: the fastest run's images/s and the median peak RSS",
         "folder_over_array_step_rate": ratios,
-        "peak_rss_growth_10k_to_60k_mb": {
+        f"peak_rss_growth_{lo}_to_{hi}_images_mb": {
             "folder": round(folder_growth, 1),
             "array": round(array_growth, 1),
         },
         "goals": {
             "folder_step_rate_at_least_90pct_of_array": all(v >= 0.9 for v in ratios.values()),
-            # Flat: the folder pipeline's peak grows by less than 50 MB from 10 k to 60 k
-            # images.
+            # Flat: the folder pipeline's peak grows by less than 50 MB from the smallest
+            # to the largest folder (10 k → 60 k images by default).
             "folder_memory_grows_less_than_50mb": folder_growth < 50,
         },
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "data_pipeline.json").write_text(json.dumps(record, indent=2) + "\n")
-    plot(record, RESULTS / "data_pipeline.png")
-    print(
-        json.dumps(
-            {
-                k: record[k]
-                for k in ("folder_over_array_step_rate", "peak_rss_growth_10k_to_60k_mb", "goals")
-            }
-        )
-    )
+    recorder.write_json(BENCHMARK.name, record)
+    recorder.write_png(BENCHMARK.name, plot(record, recorder.load_before))
+    print(json.dumps({"ratios": ratios, "goals": record["goals"]}))
     return 0
 
 

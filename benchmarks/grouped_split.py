@@ -22,28 +22,29 @@ checked against Keras (max |difference|).
 
 from __future__ import annotations
 
-import argparse
+import functools
 import json
-import os
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
 
-import _common  # noqa: E402  (selects tf_keras first)
+import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
-import larq as lq  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import larq as lq
+import numpy as np
+import tensorflow as tf
 
-from bnn_tf import atomic, converters  # noqa: E402
-from bnn_tf.converters.runtime import make_interpreter  # noqa: E402
-from bnn_tf.errors import ConfigError  # noqa: E402
+from bnn_tf import converters
+from bnn_tf.converters.runtime import make_interpreter
+from bnn_tf.errors import ConfigError
 
-NAME = "grouped_split"
-RESULTS = Path(__file__).resolve().parent / "results"
+BENCHMARK = harness.Benchmark(
+    name="grouped_split",
+    description="grouped binary convs: split per group (default kernel) vs grouped (indirect)",
+    default_args=[],
+    smoke_args=["--configs", "1", "--calls", "2", "--rounds", "1"],
+)  # fmt: skip
 # (input channels = filters, groups, spatial size)
 CONFIGS = ((64, 2, 16), (128, 2, 16), (128, 4, 16), (256, 8, 8), (256, 4, 16))
 
@@ -73,26 +74,21 @@ def grouped_model(channels: int, groups: int, size: int, seed: int = 0) -> tf.ke
 
 
 def time_interleaved(interpreters: dict, x: np.ndarray, *, calls: int, rounds: int) -> dict:
-    times: dict[str, list[float]] = {name: [] for name in interpreters}
-    for interp in interpreters.values():
-        for _ in range(5):
-            interp.predict(x)  # warm-up
-    for _ in range(rounds):
-        for name, interp in interpreters.items():
-            for _ in range(calls):
-                start = time.perf_counter()
-                interp.predict(x)
-                times[name].append((time.perf_counter() - start) * 1e3)
+    """Per-call latency of each interpreter, one call of each in turn (`harness.interleaved`)."""
+    timings = harness.interleaved(
+        {name: functools.partial(interp.predict, x) for name, interp in interpreters.items()},
+        rounds=calls * rounds,
+        warmup=5,
+        cpu_clock=time.thread_time,
+    )
     return {
-        name: {"median_ms": float(np.median(t)), "p10_ms": float(np.percentile(t, 10)),
-               "p90_ms": float(np.percentile(t, 90)), "calls": len(t)}
-        for name, t in times.items()
-    }  # fmt: skip
+        name: {**t.summary(), "median_ms": t.summary()["wall_median_ms"]}
+        for name, t in timings.items()
+    }
 
 
 def run(args) -> dict:
-    load_before = os.getloadavg()
-    record = _common.record_header(NAME, load_before)
+    record: dict = {}
     record.update(
         interpreter="larq_compute_engine 0.16 Interpreter, num_threads=1, batch 1",
         note="shared 2-core machine (other engineers' jobs running): compare ratios within a row",
@@ -130,49 +126,37 @@ def run(args) -> dict:
         }  # fmt: skip
         print(json.dumps({k: entry[k] for k in ("channels", "groups", "latency")}), flush=True)
         record["configs"].append(entry)
-    record["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     return record
 
 
-def plot(record: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(record: dict, load: float):
     configs = record["configs"]
     labels = [f"C={c['channels']} g={c['groups']}\n{c['spatial']}×{c['spatial']}" for c in configs]
     variants = (("grouped_indirect", "grouped, indirect"), ("split_indirect", "split, indirect"),
                 ("split_default", "split, default (device kernel)"))  # fmt: skip
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = harness.figure(size=(9, 4.5))
     width = 0.27
     for k, (key, label) in enumerate(variants):
         values = [c["latency"][key]["median_ms"] for c in configs]
         ax.bar(np.arange(len(configs)) + (k - 1) * width, values, width, label=label)
     ax.set_xticks(np.arange(len(configs)), labels)
     ax.set_ylabel("median latency per image (ms)")
-    ax.set_title(
-        "3 grouped binary 3×3 convs, LCE 0.16 x86_64, 1 thread "
-        f"(load {record['load_average_before'][0]:.1f})"
-    )
+    ax.set_title(f"3 grouped binary 3×3 convs, LCE 0.16 x86_64, 1 thread (load {load:.1f})")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.argument_parser(BENCHMARK, __doc__)
     parser.add_argument("--calls", type=int, default=40, help="timed calls per variant per round")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--configs", type=int, default=len(CONFIGS), help="first N configs")
-    parser.add_argument("--out", default=str(RESULTS), help="results folder")
     args = parser.parse_args(argv)
+    recorder = harness.Recorder(BENCHMARK, argv, args.results_dir)
     record = run(args)
-    out = Path(args.out)
-    atomic.write_text(out / f"{NAME}.json", json.dumps(record, indent=2) + "\n")
-    plot(record, out / f"{NAME}.png")
-    print(f"wrote {out / NAME}.json and .png")
+    recorder.write_json(BENCHMARK.name, record)
+    recorder.write_png(BENCHMARK.name, plot(record, recorder.load_before[0]))
     return 0
 
 
