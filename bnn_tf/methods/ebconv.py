@@ -53,6 +53,11 @@ from bnn_tf import introspect
 from bnn_tf.errors import ConfigError
 
 IMPLEMENTATIONS = ("partition", "grouped")
+GATES = ("sigmoid", "softmax")
+MIXINGS = ("latent", "signed")
+SE_LAYOUTS = ("official", "biased")
+# What a config saved before these options existed meant (bnn-tf's first form).
+LEGACY_FORM = {"gate_activation": "softmax", "mixing": "signed", "se_layout": "biased"}
 
 
 @tf.custom_gradient
@@ -78,6 +83,19 @@ def _times_chosen(y: tf.Tensor, chosen: tf.Tensor) -> tf.Tensor:
         return dy, tf.reduce_sum(dy * y, axis=[1, 2, 3])
 
     return tf.identity(y), grad
+
+
+def _times_chosen_lazy(y: tf.Tensor, chosen: tf.Tensor, term) -> tf.Tensor:
+    """`y · φ_k` (φ_k = 1 forward) whose gate gradient is `⟨dy, term()⟩`, built in the backward pass."""
+
+    @tf.custom_gradient
+    def times(y, chosen):
+        def grad(dy):
+            return dy, tf.reduce_sum(dy * term(), axis=[1, 2, 3])
+
+        return tf.identity(y), grad
+
+    return times(y, chosen)
 
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
@@ -136,6 +154,9 @@ class EBConv2D(tf.keras.layers.Conv2D):
         alpha_initializer="ones",
         use_se: bool = False,
         se_reduction: int = 8,
+        se_layout: str = "official",
+        gate_activation: str = "sigmoid",
+        mixing: str = "latent",
         single_expert: bool = False,
         implementation: str = "partition",
         **kwargs,
@@ -155,6 +176,13 @@ class EBConv2D(tf.keras.layers.Conv2D):
                 f"EBConv2D: groups={groups} must be ≥ 1 and divide filters={filters}. "
                 "Fix: choose groups that divide both the input channels and filters."
             )
+        for value, allowed, what in (
+            (gate_activation, GATES, "gate_activation"),
+            (mixing, MIXINGS, "mixing"),
+            (se_layout, SE_LAYOUTS, "se_layout"),
+        ):
+            if value not in allowed:
+                raise ConfigError(f"EBConv2D: {what} must be one of {allowed} (got {value!r}).")
         if int(se_reduction) < 1:
             raise ConfigError(f"EBConv2D: se_reduction must be ≥ 1 (got {se_reduction}).")
         # A Conv2D subclass, so tools that look for 2-D convolutions (bnn_tf.converters'
@@ -182,6 +210,9 @@ class EBConv2D(tf.keras.layers.Conv2D):
         self.alpha_initializer = tf.keras.initializers.get(alpha_initializer)
         self.use_se = bool(use_se)
         self.se_reduction = int(se_reduction)
+        self.se_layout = se_layout
+        self.gate_activation = gate_activation
+        self.mixing = mixing
         self.single_expert_init = bool(single_expert)
         self.implementation = implementation
 
@@ -225,11 +256,18 @@ class EBConv2D(tf.keras.layers.Conv2D):
                 trainable=False,
             )
         if self.use_se:
-            hidden = max(cin // self.se_reduction, 1)
+            # official: hidden C_out // r, no biases (the authors' code); biased: C_in // r
+            # with biases (bnn-tf's first form, what older saved models hold).
+            official = self.se_layout == "official"
+            hidden = max((self.filters if official else cin) // self.se_reduction, 1)
             self.se_kernel1 = self.add_weight("se_kernel1", shape=(cin, hidden))
-            self.se_bias1 = self.add_weight("se_bias1", shape=(hidden,), initializer="zeros")
             self.se_kernel2 = self.add_weight("se_kernel2", shape=(hidden, self.filters))
-            self.se_bias2 = self.add_weight("se_bias2", shape=(self.filters,), initializer="zeros")
+            self.se_bias1 = self.se_bias2 = None
+            if not official:
+                self.se_bias1 = self.add_weight("se_bias1", shape=(hidden,), initializer="zeros")
+                self.se_bias2 = self.add_weight(
+                    "se_bias2", shape=(self.filters,), initializer="zeros"
+                )
         # Conv2D.build would create a 4-D kernel: skip it, keep Layer.build.
         tf.keras.layers.Layer.build(self, input_shape)
 
@@ -238,10 +276,15 @@ class EBConv2D(tf.keras.layers.Conv2D):
         """Gate logits `GAP(x) · G + b` from the pooled real input, shape (batch, N)."""
         return tf.matmul(pooled, self.gate_kernel) + self.gate_bias
 
+    def gate_probs(self, pooled: tf.Tensor) -> tf.Tensor:
+        """`sigmoid` or `softmax` of the gate logits (batch, N); same arg-max either way."""
+        logits = self.gate_logits(pooled)
+        return tf.sigmoid(logits) if self.gate_activation == "sigmoid" else tf.nn.softmax(logits)
+
     def gate(self, inputs: tf.Tensor) -> tf.Tensor:
-        """The forward gate φ (batch, N): one-hot winner, straight-through softmax gradient."""
+        """The forward gate φ (batch, N): one-hot winner, straight-through gradient to `gate_probs`."""
         pooled = tf.reduce_mean(inputs, axis=[1, 2])
-        onehot = winner_takes_all(tf.nn.softmax(self.gate_logits(pooled)))
+        onehot = winner_takes_all(self.gate_probs(pooled))
         forced = tf.one_hot(tf.zeros_like(tf.shape(pooled)[:1]), self.num_experts)
         # single_expert = 1 → expert 0 and no gradient into the gate.
         return self.single_expert * forced + (1.0 - self.single_expert) * onehot
@@ -285,8 +328,13 @@ class EBConv2D(tf.keras.layers.Conv2D):
 
     def se_scale(self, pooled: tf.Tensor) -> tf.Tensor:
         """SE-style per-sample, per-channel scale in (0, 1), shape (batch, Cout)."""
-        hidden = tf.nn.relu(tf.matmul(pooled, self.se_kernel1) + self.se_bias1)
-        return tf.sigmoid(tf.matmul(hidden, self.se_kernel2) + self.se_bias2)
+        hidden = tf.matmul(pooled, self.se_kernel1)
+        if self.se_bias1 is not None:
+            hidden = hidden + self.se_bias1
+        out = tf.matmul(tf.nn.relu(hidden), self.se_kernel2)
+        if self.se_bias2 is not None:
+            out = out + self.se_bias2
+        return tf.sigmoid(out)
 
     def _conv(self, x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
         # The kernel's input depth (Cin/g) makes tf.nn.conv2d a grouped convolution.
@@ -307,12 +355,17 @@ class EBConv2D(tf.keras.layers.Conv2D):
             y = self._conv(x, w[0])
         else:
             phi = self.gate(inputs)
+            latent = self.mixing == "latent"
             if not training:
+                # One-hot φ: sign(Σ φₙWₙ) = Σ φₙ sign(Wₙ), so both mixings share this path.
                 y = self._all_experts_call(x, w, phi)
             elif self.implementation == "grouped":
-                y = self._grouped_call(x, w, phi)
+                alpha = self.alpha if alpha_in_kernel else None
+                mix = (lambda p: self._latent_mix(p, alpha)) if latent else w
+                y = self._grouped_call(x, mix, phi)
             else:
-                y = self._partition_call(x, w, phi)
+                alpha = self.alpha if alpha_in_kernel else None
+                y = self._partition_call(x, w, phi, latent=latent, alpha=alpha)
         if not alpha_in_kernel:
             y = y * self.alpha
         if self.use_se:
@@ -328,7 +381,20 @@ class EBConv2D(tf.keras.layers.Conv2D):
         outs = tf.stack([self._conv(x, w[n]) for n in range(self.num_experts)], axis=1)
         return tf.einsum("bnhwc,bn->bhwc", outs, phi)
 
-    def _partition_call(self, x, w, phi):
+    def _clip_value(self) -> float:
+        return float(getattr(self.kernel_quantizer, "clip_value", 1.0) or 1.0)
+
+    def _latent_mix(self, phi: tf.Tensor, alpha: tf.Tensor | None) -> tf.Tensor:
+        """[α·]sign(Σₙ φₙ Wₙ) laid out (kh, kw, Cin/g, batch, Cout): the authors' mixing.
+
+        The kernel quantizer's STE passes the gradient where |Σ φₙ Wₙ| ≤ clip (1), so
+        ∂L/∂φₙ = ⟨∂L/∂W_s ⊙ 1[|W_k| ≤ 1], Wₙ⟩ for every expert n.
+        """
+        mixed = tf.einsum("bn,nhwio->hwibo", phi, self.kernel)
+        w = self.kernel_quantizer(mixed) if self.kernel_quantizer is not None else mixed
+        return w if alpha is None else w * alpha
+
+    def _partition_call(self, x, w, phi, latent: bool = False, alpha=None):
         idx = tf.argmax(phi, axis=-1, output_type=tf.int32)
         parts = tf.dynamic_partition(x, idx, self.num_experts)
         positions = tf.dynamic_partition(tf.range(tf.shape(x)[0]), idx, self.num_experts)
@@ -340,7 +406,22 @@ class EBConv2D(tf.keras.layers.Conv2D):
         outs = [self._conv_or_empty(part, w[n], out_shape) for n, part in enumerate(parts)]
         y = tf.dynamic_stitch(positions, outs)
         chosen = tf.gather(phi, idx, axis=1, batch_dims=1)
-        return _times_chosen(y, chosen)
+        if not latent:
+            return _times_chosen(y, chosen)
+        # Latent mixing: ∂L/∂φ_k = ⟨∂L/∂W_s ⊙ 1[|W_k| ≤ 1], W_k⟩·α = ⟨dy, conv(x, α·W_k·1[|W_k| ≤ 1])⟩
+        # per sample (conv is linear in the kernel). Computed in the backward pass only.
+        kernel = tf.stop_gradient(self.kernel)
+        clipped = kernel * tf.cast(tf.abs(kernel) <= self._clip_value(), kernel.dtype)
+        if alpha is not None:  # α is inside w (training): the gate term carries it too
+            clipped = clipped * tf.stop_gradient(alpha)
+
+        def chosen_term():
+            terms = [
+                self._conv_or_empty(part, clipped[n], out_shape) for n, part in enumerate(parts)
+            ]
+            return tf.dynamic_stitch(positions, terms)
+
+        return _times_chosen_lazy(y, chosen, chosen_term)
 
     def _conv_or_empty(self, part, kernel, out_shape):
         # TF's CPU conv returns a wrongly shaped tensor for an empty batch (an
@@ -352,12 +433,13 @@ class EBConv2D(tf.keras.layers.Conv2D):
         )
 
     def _grouped_call(self, x, w, phi):
+        """`w`: the quantized experts (signed mixing) or a callable φ → per-sample kernels."""
         batch = tf.shape(x)[0]
         kh, kw = self.kernel_size
         cin = x.shape[-1]
         # Per-sample kernels laid out sample-major along the output axis, so that
         # group (b, j) of the batch-as-groups conv is group j of sample b.
-        kernels = tf.einsum("bn,nhwio->hwibo", phi, w)
+        kernels = w(phi) if callable(w) else tf.einsum("bn,nhwio->hwibo", phi, w)
         kernels = tf.reshape(kernels, (kh, kw, cin // self.groups, batch * self.filters))
         height, width = x.shape[1], x.shape[2]
         stacked = tf.reshape(tf.transpose(x, (1, 2, 0, 3)), (1, height, width, batch * cin))
@@ -397,9 +479,18 @@ class EBConv2D(tf.keras.layers.Conv2D):
             "alpha_initializer": tf.keras.initializers.serialize(self.alpha_initializer),
             "use_se": self.use_se,
             "se_reduction": self.se_reduction,
+            "se_layout": self.se_layout,
+            "gate_activation": self.gate_activation,
+            "mixing": self.mixing,
             "single_expert": self.single_expert_init,
             "implementation": self.implementation,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        # A config saved before the form options existed meant softmax + signed + biased SE.
+        config = {**LEGACY_FORM, **config}
+        return cls(**config)
 
 
 # ---------------------------------------------------------------- staging
