@@ -16,6 +16,7 @@ from bnn_tf.methods.ebconv import (
     ebconv_layers,
     expand_experts,
     expert_usage,
+    same_padding,
     set_single_expert,
     winner_takes_all,
 )
@@ -486,3 +487,27 @@ def test_training_form_converts_directly_with_all_experts(rng):
     x = _inputs(rng, 8, shape)
     got = converters.tflite_predict(flatbuffer, x)
     np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=1e-4)
+
+
+def test_symmetric_padding_matches_a_pytorch_style_convolution(rng):
+    """padding="symmetric" = PyTorch's Conv2d(padding=1) at stride 2; TF's "same" pads (0, 1)."""
+    assert same_padding(8, 3, 2) == (0, 1)  # TF: the extra row/column goes after
+    shape = (8, 8, 4)
+    layer = _layer(shape, filters=5, kernel_size=3, strides=2, num_experts=1, padding="symmetric")
+    same = _layer(shape, filters=5, kernel_size=3, strides=2, num_experts=1, padding="same")
+    same.set_weights(layer.get_weights())
+    x = _inputs(rng, 2, shape)
+    # PyTorch: pad 1 on every side (with +1 after the sign here), cross-correlate at stride 2.
+    xs = np.pad(_sign(x), [(0, 0), (1, 1), (1, 1), (0, 0)], constant_values=1.0)
+    w = _sign(layer.kernel.numpy()[0])
+    out = (8 + 2 - 3) // 2 + 1
+    expected = np.zeros((2, out, out, 5), np.float32)
+    for i in range(out):
+        for j in range(out):
+            patch = xs[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3, :]
+            expected[:, i, j, :] = np.einsum("bhwc,hwco->bo", patch, w)
+    got = layer(x).numpy()
+    assert got.shape == expected.shape == tuple(layer.compute_output_shape((2, *shape)))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert not np.allclose(same(x).numpy(), expected), "TF 'same' is not PyTorch's padding"
+    assert EBConv2D.from_config(layer.get_config()).padding == "symmetric"

@@ -53,6 +53,7 @@ from bnn_tf import introspect
 from bnn_tf.errors import ConfigError
 
 IMPLEMENTATIONS = ("partition", "grouped")
+PADDINGS = ("same", "symmetric", "valid")
 GATES = ("sigmoid", "softmax")
 MIXINGS = ("latent", "signed")
 SE_LAYOUTS = ("official", "biased")
@@ -123,7 +124,9 @@ class EBConv2D(tf.keras.layers.Conv2D):
         kernel_size: int or (kh, kw).
         num_experts: N (1 = a plain binary conv with α, no gate).
         strides: int or (sh, sw).
-        padding: `"same"` or `"valid"`.
+        padding: `"same"` (TF: at stride 2 and an even input, pads (0, 1): the extra row
+            and column go after), `"symmetric"` (PyTorch's `padding=k // 2`: (1, 1) for a
+            3×3, for kernels ported from PyTorch) or `"valid"`.
         groups: grouped convolution (divides the input channels and `filters`).
             LCE needs input channels per group to be a multiple of 32.
         pad_values: value used for "same" padding after the sign (1.0 = LCE's fast path).
@@ -165,8 +168,8 @@ class EBConv2D(tf.keras.layers.Conv2D):
             raise ConfigError(f"EBConv2D: filters must be ≥ 1 (got {filters}).")
         if int(num_experts) < 1:
             raise ConfigError(f"EBConv2D: num_experts must be ≥ 1 (got {num_experts}).")
-        if padding.lower() not in ("same", "valid"):
-            raise ConfigError(f"EBConv2D: padding must be 'same' or 'valid' (got {padding!r}).")
+        if padding.lower() not in PADDINGS:
+            raise ConfigError(f"EBConv2D: padding must be one of {PADDINGS} (got {padding!r}).")
         if implementation not in IMPLEMENTATIONS:
             raise ConfigError(
                 f"EBConv2D: implementation must be one of {IMPLEMENTATIONS} (got {implementation!r})."
@@ -191,7 +194,7 @@ class EBConv2D(tf.keras.layers.Conv2D):
             int(filters),
             kernel_size,
             strides=strides,
-            padding=padding.lower(),
+            padding="valid" if padding.lower() == "valid" else "same",
             groups=int(groups),
             use_bias=False,
             **kwargs,
@@ -304,13 +307,17 @@ class EBConv2D(tf.keras.layers.Conv2D):
     def quantize_and_pad(
         self, inputs: tf.Tensor, spatial: Sequence[int | None] | None = None
     ) -> tf.Tensor:
-        """sign(x), then "same" padding with `pad_values` (VALID conv afterwards).
+        """sign(x), then "same"/"symmetric" padding with `pad_values` (VALID conv afterwards).
 
         `spatial` overrides the (height, width) the padding is computed for.
         """
         x = self.input_quantizer(inputs) if self.input_quantizer is not None else inputs
         if self.padding == "valid":
             return x
+        if self.padding == "symmetric":
+            kh, kw = self.kernel_size
+            pads = [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]]
+            return tf.pad(x, pads, constant_values=self.pad_values)
         spatial = tuple(x.shape[1:3]) if spatial is None else tuple(spatial)
         pads = [[0, 0]]
         for axis, (k, s) in enumerate(zip(self.kernel_size, self.strides, strict=True)):
@@ -457,6 +464,8 @@ class EBConv2D(tf.keras.layers.Conv2D):
                 dims.append(None)
             elif self.padding == "same":
                 dims.append(-(-size // s))
+            elif self.padding == "symmetric":
+                dims.append((size + 2 * (k // 2) - k) // s + 1)
             else:
                 dims.append((size - k) // s + 1)
         return tf.TensorShape([input_shape[0], *dims, self.filters])
