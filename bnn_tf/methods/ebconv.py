@@ -5,39 +5,65 @@ Bulat, Martinez, Tzimiropoulos, "High-Capacity Expert Binary Networks", ICLR 202
 For an input `x` (real, before the sign) the layer keeps N expert kernels
 `W ∈ R^{N × kh × kw × Cin/g × Cout}` and a gate:
 
-    p = softmax(GAP(x) · G + b)                       (Dense(Cin → N), with bias)
-    φ = one_hot(argmax p)        forward (winner takes all)
-    ∂φ/∂z := ∂p/∂z               backward (straight through the softmax)
-    W_s = Σ_n φ_n · sign(W_n)    per-sample kernel (one expert in the forward)
+    z = GAP(x) · G + b                                (Dense(Cin → N), with bias)
+    p = σ(z)  (gate_activation="sigmoid")  or  softmax(z)  ("softmax")
+    φ = one_hot(argmax p)        forward (winner takes all; the same arg-max for both)
+    ∂φ/∂z := ∂p/∂z               backward (straight through σ or the softmax)
+    mixing="latent":  W_s = sign(Σ_n φ_n · W_n)   clipped STE: ∂/∂(Σ φ_n W_n) passes where |·| ≤ 1
+    mixing="signed":  W_s = Σ_n φ_n · sign(W_n)
     y = α ⊙ conv(pad₁(sign(x)), W_s)      [⊙ SE(x) if use_se]
-    SE(x) = sigmoid(W2 · relu(W1 · GAP(x)))           (reduction 8)
+    SE(x) = sigmoid(W2 · relu(W1 · GAP(x)))   se_layout="official": no biases, hidden C_out // 8
+                                              se_layout="biased": biases, hidden C_in // 8
+
+The forward pass is the same for every form (φ is one-hot, so
+`sign(Σ φ_n W_n) = sign(W_k) = Σ φ_n sign(W_n)`); the gate's gradient is not:
+
+- latent: `∂L/∂φ_n = ⟨∂L/∂W_s ⊙ 1[|W_k| ≤ 1], W_n⟩` — **the authors' released
+  training code** (with the sigmoid gate and the bias-free SE, on by default
+  there). Meant for latent-weight training (Adam).
+- signed: `∂L/∂φ_n = ⟨∂L/∂W_s, sign(W_n)⟩` — **bnn-tf's own first form**
+  (with the softmax gate): under Bop the experts are exactly ±1, there is no
+  latent weight to mix, so the mixture is taken over the signed experts.
+
+Right after `expand_experts` all experts are equal, so every `∂L/∂φ_n` is the
+same: the softmax Jacobian's rows sum to zero and the exact gate gradient
+vanishes; the sigmoid's does not. Which form trains better here is measured
+in benchmarks/ebconv_forms.py (docs/ebconv.md).
 
 `α` is a learnable per-output-channel scale (init 1), `pad₁` pads with +1
 (`pad_values=1`, LCE's fast path). Only the chosen expert receives gradient
 from a sample. The expert kernels are marked `precision = 1`, so
 `bnn_tf.optimizers.bop_adam` trains them with Bop and the gate, α and SE with
-Adam.
+Adam; `OptimizerConfig(name="adam")` trains everything as latent weights.
 
 Two training implementations (`training=True`) give the same forward:
 
 - `"partition"` (default): the batch is split by chosen expert
   (`tf.dynamic_partition`), each part is convolved with its own expert and
   the parts are stitched back. Costs one convolution. The gate gradient keeps
-  only the chosen expert's term `∂L/∂φ_k = ⟨∂L/∂y, y⟩` (the unchosen
-  experts' terms of the mixture gradient would need their outputs too).
-- `"grouped"`: the paper's formulation: the per-sample kernel `W_s` is built
-  with an einsum and the whole batch runs as ONE grouped convolution with
-  `batch × groups` groups. Exact mixture gradient for the gate
-  (`∂L/∂φ_n = ⟨∂L/∂W_s, sign(W_n)⟩` for every n), ≈ 3× slower on TF's CPU kernels.
+  only the chosen expert's term: `⟨∂L/∂y, y⟩` (signed) or
+  `⟨∂L/∂y, conv(x, α·W_k·1[|W_k| ≤ 1])⟩` (latent: one more convolution, in the
+  backward pass only). The unchosen experts' terms would need their outputs too.
+- `"grouped"`: the per-sample kernel `W_s` is built with an einsum and the
+  whole batch runs as ONE grouped convolution with `batch × groups` groups.
+  Exact mixture gradient for the gate (every n), ≈ 3× slower on TF's CPU kernels.
 
 At inference (`training=False`: `predict`, `evaluate`, conversion) every
 expert runs and the one-hot gate masks the outputs: the same output, N×
 the cost, and a graph LCE converts directly (N `LceBconv2d`).
 
+`padding="symmetric"` pads k // 2 on every side, as PyTorch's
+`Conv2d(padding=k // 2)`; TF's `"same"` pads (0, 1) at stride 2 on even
+inputs. Use it for kernels ported from PyTorch.
+
 Staging (the paper's recipe): `set_single_expert(model, True)` forces the
 gate to expert 0; `expand_experts(model)` copies expert 0 into every expert
 and frees the gate. `ExpertExpansion(expand_at_epoch=k)` does both as a
-callback. For LCE, convert `bnn_tf.methods.ebconv_export.export_model(model)`: it
+callback. It is a recipe stage, not a declared schedule
+(`bnn_tf.introspect.declared_schedules`): it is a one-off, destructive step
+(expert 0 overwrites the others), so running it on every `fit` would wipe
+the experts of a model that is fine-tuned or trained in several calls.
+For LCE, convert `bnn_tf.methods.ebconv_export.export_model(model)`: it
 runs the chosen expert only, inside TFLite `IF` subgraphs.
 """
 
@@ -119,6 +145,9 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 class EBConv2D(tf.keras.layers.Conv2D):
     """Expert binary 2-D convolution with a winner-takes-all gate (see the module docstring).
 
+    A config saved before `gate_activation`, `mixing` and `se_layout` existed
+    loads as softmax + signed + biased SE, which is what it meant.
+
     Args:
         filters: output channels.
         kernel_size: int or (kh, kw).
@@ -136,6 +165,11 @@ class EBConv2D(tf.keras.layers.Conv2D):
         alpha_initializer: initial α (default ones, as in the paper).
         use_se: multiply the output by an SE-style per-channel scale.
         se_reduction: SE bottleneck reduction.
+        se_layout: `"official"` (the authors' SE: no biases, hidden C_out // r) or
+            `"biased"` (biases, hidden C_in // r: bnn-tf's first form).
+        gate_activation: `"sigmoid"` (the authors' training code) or `"softmax"`.
+        mixing: `"latent"` (`sign(Σ φₙ Wₙ)`, the authors' code; for Adam) or
+            `"signed"` (`Σ φₙ sign(Wₙ)`; for Bop).
         single_expert: start in the staging phase that forces expert 0.
         implementation: `"partition"` (fast) or `"grouped"` (exact gate gradient).
     """
