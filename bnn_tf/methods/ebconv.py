@@ -99,6 +99,22 @@ def winner_takes_all(probs: tf.Tensor) -> tf.Tensor:
 
 
 @tf.custom_gradient
+def _winner_of(logits: tf.Tensor, probs: tf.Tensor) -> tf.Tensor:
+    """One-hot of `argmax(logits)` forward; the gradient goes straight to `probs`.
+
+    The arg-max is taken on the logits, not on `probs`: a saturated sigmoid rounds
+    several large logits to exactly 1.0 in float32, and an arg-max over those ties
+    would pick another expert than the converted model's `argmax(GAP(x)·G + b)`.
+    """
+    onehot = tf.one_hot(tf.argmax(logits, axis=-1), tf.shape(logits)[-1], dtype=probs.dtype)
+
+    def grad(dy):
+        return tf.zeros_like(logits), dy
+
+    return onehot, grad
+
+
+@tf.custom_gradient
 def _times_chosen(y: tf.Tensor, chosen: tf.Tensor) -> tf.Tensor:
     """`y · φ_k` for the chosen expert's φ_k, which is exactly 1 in the forward pass.
 
@@ -321,7 +337,9 @@ class EBConv2D(tf.keras.layers.Conv2D):
     def gate(self, inputs: tf.Tensor) -> tf.Tensor:
         """The forward gate φ (batch, N): one-hot winner, straight-through gradient to `gate_probs`."""
         pooled = tf.reduce_mean(inputs, axis=[1, 2])
-        onehot = winner_takes_all(self.gate_probs(pooled))
+        logits = self.gate_logits(pooled)
+        probs = tf.sigmoid(logits) if self.gate_activation == "sigmoid" else tf.nn.softmax(logits)
+        onehot = _winner_of(logits, probs)
         forced = tf.one_hot(tf.zeros_like(tf.shape(pooled)[:1]), self.num_experts)
         # single_expert = 1 → expert 0 and no gradient into the gate.
         return self.single_expert * forced + (1.0 - self.single_expert) * onehot
