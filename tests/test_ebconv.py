@@ -462,9 +462,11 @@ def test_trained_ebnet_small_converts_and_agrees_on_real_images(fmnist_small):
     report = converters.inspect(flatbuffer)
     assert report.binary_convs > 0
     # Float convs: the float stem and the 2 × 2 real transition 1×1 convs only;
-    # FULLY_CONNECTED: the 6 gates and the classifier.
+    # FULLY_CONNECTED: the 6 gates, the 2 SE matmuls of each layer (the official
+    # form's SE is on) and the classifier.
+    eb = ebconv_layers(model)
     assert report.op_counts["CONV_2D"] == 1 + 4
-    assert report.op_counts["FULLY_CONNECTED"] == len(ebconv_layers(model)) + 1
+    assert report.op_counts["FULLY_CONNECTED"] == sum(1 + 2 * e.use_se for e in eb) + 1
     assert report.op_counts["IF"] == 3 * len(ebconv_layers(model))
     lite = ebconv_export.lce_interpreter(flatbuffer).predict(x_test)
     keras = model.predict(x_test, verbose=0)
