@@ -7,7 +7,7 @@ and methods whose scales act on latent weights (XNOR-Net's α, IR-Net's
 Libra-PB, XNOR-Net++'s Γ, EBConv's latent mixing) must not be on Bop, which
 keeps weights at ±1 and makes those scales constant.
 
-ImageNet-size models ("large" tag) are built at 64×64×3: the check reads
+ImageNet-size models ("large" tag, `-m slow`) are built at 64×64×3: the check reads
 layers and constraints, not activations.
 """
 
@@ -27,6 +27,15 @@ from bnn_tf.methods.xnor import XnorScale, XnorWeight
 LATENT_SCALES = (XnorWeight, LibraPBWeight, XnorScale)
 
 
+# ImageNet-size models take 10–20 s each to build on 2 cores; their specs and
+# schedules are the same objects as their small siblings' (covered in the default
+# run), so they run with `-m slow`.
+PARAMS = [
+    pytest.param(name, marks=[pytest.mark.slow] if "large" in zoo.info(name).tags else [])
+    for name in zoo.available()
+]
+
+
 def _build(name: str) -> tf.keras.Model:
     if "large" in zoo.info(name).tags:
         return zoo.build(name, input_shape=(64, 64, 3), num_classes=10)
@@ -38,7 +47,7 @@ def _config(name: str) -> optimizers.OptimizerConfig:
     return optimizers.OptimizerConfig.from_dict(spec)
 
 
-@pytest.mark.parametrize("name", zoo.available())
+@pytest.mark.parametrize("name", PARAMS)
 def test_paper_training_spec_compiles_without_setup_warning(name):
     info = zoo.info(name)
     assert info.training, f"{name} has no training spec"

@@ -8,7 +8,7 @@ the start of epochs 1 and 2 of a 2-epoch run: a schedule that is declared but
 not applied, or applied but constant, fails.
 
 Small models (28×28) fit 2 epochs on 64 real Fashion-MNIST images. Models
-tagged "large" (ImageNet-size) are built at 64×64×3 (same layers, cheaper) and
+tagged "large" (ImageNet-size; `-m slow`) are built at 64×64×3 (same layers, cheaper) and
 only the callbacks' `on_epoch_begin` runs at epochs 0 and 1 (no fit).
 """
 
@@ -23,6 +23,15 @@ from bnn_tf import models as zoo
 
 EPOCHS = 2
 LARGE_INPUT = (64, 64, 3)
+
+
+# ImageNet-size models take 10–20 s each to build on 2 cores; their specs and
+# schedules are the same objects as their small siblings' (covered in the default
+# run), so they run with `-m slow`.
+PARAMS = [
+    pytest.param(name, marks=[pytest.mark.slow] if "large" in zoo.info(name).tags else [])
+    for name in zoo.available()
+]
 
 
 def _build(name: str) -> tuple[tf.keras.Model, bool]:
@@ -48,7 +57,7 @@ class _Probe(tf.keras.callbacks.Callback):
         self.seen.append({s.__name__: _values(s, self.model) for s in self.schedules})
 
 
-@pytest.mark.parametrize("name", zoo.available())
+@pytest.mark.parametrize("name", PARAMS)
 def test_declared_schedules_run_and_move(name, fmnist_small):
     tf.keras.utils.set_random_seed(0)
     model, large = _build(name)
