@@ -120,8 +120,9 @@ TRAINING = {
     "lr_schedule": {"kind": "cosine"},
     "why": (
         "the paper trains latent experts with AdamW 1e-3 (no weight decay here); the default "
-        "official form mixes latent experts, which Bop would keep at ±1. The paper's staging "
-        "(single expert, then expand_experts) is a recipe step: ExpertExpansion(k)"
+        "official form mixes latent experts, which Bop would keep at ±1. Adam ≥ Bop for both "
+        "forms in benchmarks/results/ebconv_forms.json (2 seeds; forms within noise). The "
+        "paper's staging (single expert, then expand_experts) is a recipe step: ExpertExpansion(k)"
     ),
 }
 
