@@ -55,7 +55,9 @@ NAME = BENCHMARK.name
 
 def train_one(name, num_experts, args, splits, work: Path) -> tuple[tf.keras.Model, dict]:
     tf.keras.utils.set_random_seed(args.seed)
-    model = zoo.build("ebnet_small", num_experts=num_experts)
+    model = zoo.build(
+        "ebnet_small", num_experts=num_experts, form="signed"
+    )  # the record: ours + Bop
     x, y = data.preprocess(splits.x_train), splits.y_train
     x_test, y_test = data.preprocess(splits.x_test), splits.y_test
     steps = -(-len(x) // args.batch_size)

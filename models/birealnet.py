@@ -27,6 +27,15 @@ from bnn_tf.models.registry import register
     float_twin="bnn_small_float",
     family="bireal",
     paper="Liu et al., Bi-Real Net, ECCV 2018",
+    training={
+        "name": "adam",
+        "learning_rate": 1e-3,
+        "lr_schedule": {"kind": "cosine"},
+        "why": (
+            "Bi-Real Net trains latent weights (weight clip): Adam, cosine; "
+            "lr is the library default"
+        ),
+    },
 )
 def birealnet_small(
     *,

@@ -30,6 +30,12 @@ from bnn_tf.models.registry import register
     float_twin="bnn_small_float",
     family="dorefa",
     paper="Zhou et al., DoReFa-Net, arXiv 1606.06160",
+    training={
+        "name": "adam",
+        "learning_rate": 1e-3,
+        "lr_schedule": {"kind": "cosine"},
+        "why": "DoReFa-Net trains latent k-bit weights with Adam; cosine, library-default lr",
+    },
 )
 def dorefa_small(
     *,

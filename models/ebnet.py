@@ -102,8 +102,38 @@ def _head(x, inputs, *, num_classes: int, include_top: bool, name: str) -> tf.ke
     return tf.keras.Model(inputs, classifier_head(x, num_classes, include_top), name=name)
 
 
-def _eb_kwargs(num_experts: int, use_se: bool, implementation: str) -> dict:
-    return {"num_experts": num_experts, "use_se": use_se, "implementation": implementation}
+# EBConv2D forms (docs/ebconv.md, benchmarks/results/ebconv_forms.json):
+# "official": the authors' training code: sigmoid gate, sign(Σ φₙ Wₙ) of latent experts,
+#             SE without biases (hidden C_out // 8) on; for latent-weight optimizers (Adam).
+# "signed":   bnn-tf's first form: softmax gate, Σ φₙ sign(Wₙ), no SE; for Bop.
+FORMS: dict[str, dict] = {
+    "official": {"gate_activation": "sigmoid", "mixing": "latent", "se_layout": "official",
+                 "use_se": True},
+    "signed": {"gate_activation": "softmax", "mixing": "signed", "se_layout": "official",
+               "use_se": False},
+}  # fmt: skip
+DEFAULT_FORM = "official"
+# How the default form trains (`training=` of both registrations).
+TRAINING = {
+    "name": "adam",
+    "learning_rate": 1e-3,
+    "lr_schedule": {"kind": "cosine"},
+    "why": (
+        "the paper trains latent experts with AdamW 1e-3 (no weight decay here); the default "
+        "official form mixes latent experts, which Bop would keep at ±1. Adam ≥ Bop for both "
+        "forms in benchmarks/results/ebconv_forms.json (2 seeds; forms within noise). The "
+        "paper's staging (single expert, then expand_experts) is a recipe step: ExpertExpansion(k)"
+    ),
+}
+
+
+def _eb_kwargs(num_experts: int, use_se: bool | None, implementation: str, form: str) -> dict:
+    if form not in FORMS:
+        raise ConfigError(f"form must be one of {sorted(FORMS)} (got {form!r}).")
+    kwargs = {**FORMS[form], "num_experts": num_experts, "implementation": implementation}
+    if use_se is not None:
+        kwargs["use_se"] = bool(use_se)
+    return kwargs
 
 
 @register(
@@ -114,6 +144,7 @@ def _eb_kwargs(num_experts: int, use_se: bool, implementation: str) -> dict:
     family="ebnet",
     paper=PAPER,
     tags=("large",),
+    training=TRAINING,
 )
 def ebnet(
     *,
@@ -124,8 +155,9 @@ def ebnet(
     widths: Sequence[int] = (128, 256, 512, 1024),
     blocks: Sequence[int] = (1, 2, 6, 2),
     groups: Sequence[int] = (4, 8, 8, 16),
-    use_se: bool = False,
+    use_se: bool | None = None,
     implementation: str = "partition",
+    form: str = DEFAULT_FORM,
 ) -> tf.keras.Model:
     """EBNet for ImageNet-size inputs; outputs logits.
 
@@ -135,8 +167,11 @@ def ebnet(
         include_top: add GAP + Dense.
         num_experts: experts per EBConv2D (1 = single-expert network).
         widths / blocks / groups: per stage.
-        use_se: SE-style output scale in every EBConv2D.
+        use_se: SE-style output scale in every EBConv2D (None: the form's default).
         implementation: EBConv2D training implementation ("partition" or "grouped").
+        form: `"official"` (the authors' code: sigmoid gate, sign of the mixed latent
+            experts, SE on; train with Adam) or `"signed"` (softmax gate, mixed signed
+            experts, no SE; train with Bop). See `FORMS` and docs/ebconv.md.
     """
     _check(widths, blocks, groups)
     inputs = tf.keras.Input(shape=tuple(input_shape))
@@ -161,7 +196,7 @@ def ebnet(
         blocks=blocks,
         groups=groups,
         first_pool=False,
-        eb_kwargs=_eb_kwargs(num_experts, use_se, implementation),
+        eb_kwargs=_eb_kwargs(num_experts, use_se, implementation, form),
     )
     return _head(x, inputs, num_classes=num_classes, include_top=include_top, name="ebnet")
 
@@ -173,6 +208,7 @@ def ebnet(
     default_input_shape=(28, 28, 1),
     family="ebnet",
     paper=PAPER,
+    training=TRAINING,
 )
 def ebnet_small(
     *,
@@ -184,8 +220,9 @@ def ebnet_small(
     widths: Sequence[int] = (64, 128),
     blocks: Sequence[int] = (1, 1),
     groups: Sequence[int] = (2, 4),
-    use_se: bool = False,
+    use_se: bool | None = None,
     implementation: str = "partition",
+    form: str = DEFAULT_FORM,
 ) -> tf.keras.Model:
     """EBNet for small images; `num_experts=1` is its single-expert twin. Outputs logits.
 
@@ -196,8 +233,11 @@ def ebnet_small(
         num_experts: experts per EBConv2D.
         stem_width: filters of the float stem conv.
         widths / blocks / groups: per stage (the second and later stages halve the resolution).
-        use_se: SE-style output scale in every EBConv2D.
+        use_se: SE-style output scale in every EBConv2D (None: the form's default).
         implementation: EBConv2D training implementation ("partition" or "grouped").
+        form: `"official"` (the authors' code: sigmoid gate, sign of the mixed latent
+            experts, SE on; train with Adam) or `"signed"` (softmax gate, mixed signed
+            experts, no SE; train with Bop). See `FORMS` and docs/ebconv.md.
     """
     _check(widths, blocks, groups)
     inputs = tf.keras.Input(shape=tuple(input_shape))
@@ -212,6 +252,6 @@ def ebnet_small(
         blocks=blocks,
         groups=groups,
         first_pool=False,
-        eb_kwargs=_eb_kwargs(num_experts, use_se, implementation),
+        eb_kwargs=_eb_kwargs(num_experts, use_se, implementation, form),
     )
     return _head(x, inputs, num_classes=num_classes, include_top=include_top, name="ebnet_small")

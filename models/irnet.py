@@ -36,6 +36,15 @@ def _irnet_block_kwargs(shortcut: str) -> dict[str, Any]:
     float_twin="bnn_small_float",
     family="irnet",
     paper="Qin et al., IR-Net, CVPR 2020",
+    training={
+        "name": "adam",
+        "learning_rate": 1e-3,
+        "lr_schedule": {"kind": "cosine"},
+        "why": (
+            "IR-Net trains latent weights (Libra-PB standardises them; Bop makes it constant) "
+            "with SGD 0.1 + cosine; OptimizerConfig has no SGD, so Adam + cosine. EDE is declared"
+        ),
+    },
 )
 def irnet_small(
     *,
@@ -67,6 +76,15 @@ def irnet_small(
     default_input_shape=SHAPE,
     family="irnet",
     paper="Qin et al., IR-Net, CVPR 2020 (CIFAR-10 ResNet-20: 86.5%)",
+    training={
+        "name": "adam",
+        "learning_rate": 1e-3,
+        "lr_schedule": {"kind": "cosine"},
+        "why": (
+            "IR-Net: latent weights, SGD 0.1 + cosine in the paper; Adam + cosine here "
+            "(OptimizerConfig has no SGD). EDE is declared"
+        ),
+    },
 )
 def irnet_resnet20(
     *,

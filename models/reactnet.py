@@ -24,6 +24,15 @@ from bnn_tf.models.registry import register
     float_twin="bnn_small_float",
     family="reactnet",
     paper="Liu et al., ReActNet, ECCV 2020",
+    training={
+        "name": "adam",
+        "learning_rate": 1e-3,
+        "lr_schedule": {"kind": "linear", "final": 0.0},
+        "why": (
+            "ReActNet trains latent weights with Adam and a linearly decaying lr; "
+            "lr is the library default (the paper's 5e-4 is for batch 256 on ImageNet)"
+        ),
+    },
 )
 def reactnet_small(
     *,

@@ -24,6 +24,15 @@ from bnn_tf.models.registry import register
     float_twin="bnn_small_float",
     family="twn",
     paper="Li, Zhang & Liu, Ternary Weight Networks, arXiv 1605.04711",
+    training={
+        "name": "adam",
+        "learning_rate": 1e-3,
+        "lr_schedule": {"kind": "cosine"},
+        "why": (
+            "TWN trains latent weights (SGD + momentum in the paper; Adam + cosine here, "
+            "OptimizerConfig has no SGD)"
+        ),
+    },
 )
 def twn_small(
     *,

@@ -27,6 +27,15 @@ from bnn_tf.models.registry import register
     float_twin="bnn_small_float",
     family="xnornet",
     paper="Rastegari et al., XNOR-Net, ECCV 2016",
+    training={
+        "name": "adam",
+        "learning_rate": 1e-3,
+        "lr_schedule": {"kind": "cosine"},
+        "why": (
+            "XNOR-Net trains latent weights (α = mean|W| needs them; Bop makes α constant): "
+            "Adam, cosine; lr is the library default (methods.md records none)"
+        ),
+    },
 )
 def xnornet_small(
     *,

@@ -24,6 +24,15 @@ from bnn_tf.models.registry import register
     float_twin="bnn_small_float",
     family="xnornet",
     paper="Bulat & Tzimiropoulos, XNOR-Net++, BMVC 2019",
+    training={
+        "name": "adam",
+        "learning_rate": 1e-3,
+        "lr_schedule": {"kind": "cosine"},
+        "why": (
+            "XNOR-Net++ trains latent weights with a weight clip: Adam, cosine; "
+            "lr is the library default"
+        ),
+    },
 )
 def xnornet_pp_small(
     *,

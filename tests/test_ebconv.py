@@ -16,6 +16,7 @@ from bnn_tf.methods.ebconv import (
     ebconv_layers,
     expand_experts,
     expert_usage,
+    same_padding,
     set_single_expert,
     winner_takes_all,
 )
@@ -120,7 +121,10 @@ def test_an_expert_chosen_by_no_sample_is_fine_and_learns_nothing(rng):
 def test_gate_gradient_is_straight_through_the_softmax(implementation, rng):
     """∂L/∂z = J_softmaxᵀ g with g_n = ⟨∂L/∂y, conv(x, W_n)·α⟩ (partition: chosen n only)."""
     shape = (5, 5, 4)
-    layer = _layer(shape, filters=3, kernel_size=3, num_experts=3, implementation=implementation)
+    layer = _layer(
+        shape, filters=3, kernel_size=3, num_experts=3, implementation=implementation,
+        gate_activation="softmax", mixing="signed",
+    )  # fmt: skip
     _spread_gate(layer, rng)
     x = _inputs(rng, 6, shape)
     upstream = rng.normal(size=(6, 5, 5, 3)).astype(np.float32)
@@ -149,7 +153,10 @@ def test_gate_gradient_is_straight_through_the_softmax(implementation, rng):
 
 def test_se_scale_follows_its_formula(rng):
     shape = (6, 6, 16)
-    layer = _layer(shape, filters=8, kernel_size=3, num_experts=1, use_se=True, se_reduction=8)
+    layer = _layer(
+        shape, filters=8, kernel_size=3, num_experts=1, use_se=True, se_reduction=8,
+        se_layout="biased",
+    )  # fmt: skip
     assert layer.se_kernel1.shape == (16, 2)
     x = _inputs(rng, 3, shape)
     plain = _layer(shape, filters=8, kernel_size=3, num_experts=1)
@@ -159,6 +166,151 @@ def test_se_scale_follows_its_formula(rng):
     z = hidden @ layer.se_kernel2.numpy() + layer.se_bias2.numpy()
     scale = 1 / (1 + np.exp(-z))
     np.testing.assert_allclose(layer(x).numpy(), plain(x).numpy() * scale[:, None, None], atol=1e-5)
+
+
+def _gate_gradient_formula(layer, x, upstream, *, exact: bool) -> np.ndarray:
+    """∂L/∂b of the gate bias from the formulas of docs/ebconv.md (3×3 'same', stride 1).
+
+    g_n = ⟨∂L/∂y, conv(x, α·M_n)⟩ with M_n = sign(W_n) (signed mixing) or
+    W_n ⊙ 1[|W_k| ≤ 1] (latent mixing, k = chosen expert); `exact=False`: only n = k.
+    ∂L/∂z = J_softmaxᵀ g, or σ'(z) ⊙ g for the sigmoid gate.
+    """
+    pooled = x.mean(axis=(1, 2))
+    z = pooled @ layer.gate_kernel.numpy() + layer.gate_bias.numpy()
+    idx = z.argmax(-1)
+    xs = np.pad(_sign(x), [(0, 0), (1, 1), (1, 1), (0, 0)], constant_values=1.0)
+    w, alpha = layer.kernel.numpy(), layer.alpha.numpy()
+    expected = np.zeros(layer.num_experts)
+    for b in range(len(x)):
+        k = idx[b]
+        g = np.zeros(layer.num_experts)
+        for n in range(layer.num_experts):
+            if not exact and n != k:
+                continue
+            m = _sign(w[n]) if layer.mixing == "signed" else w[n] * (np.abs(w[k]) <= 1.0)
+            y_n = tf.nn.conv2d(xs[b : b + 1], m * alpha, 1, "VALID").numpy()[0]
+            g[n] = np.sum(upstream[b] * y_n)
+        if layer.gate_activation == "softmax":
+            p = np.exp(z[b] - z[b].max())
+            p /= p.sum()
+            expected += (np.diag(p) - np.outer(p, p)).T @ g
+        else:
+            s = 1 / (1 + np.exp(-z[b]))
+            expected += s * (1 - s) * g
+    return expected
+
+
+FORMS = [("sigmoid", "latent"), ("softmax", "latent"), ("sigmoid", "signed"), ("softmax", "signed")]
+
+
+@pytest.mark.parametrize("implementation", ["partition", "grouped"])
+@pytest.mark.parametrize("gate_activation, mixing", FORMS)
+def test_gate_gradient_matches_its_formula(gate_activation, mixing, implementation, rng):
+    shape = (5, 5, 4)
+    layer = _layer(
+        shape, filters=3, kernel_size=3, num_experts=3, implementation=implementation,
+        gate_activation=gate_activation, mixing=mixing,
+    )  # fmt: skip
+    _spread_gate(layer, rng)
+    # Latent experts partly beyond ±1, so the clipped STE's mask matters.
+    layer.kernel.assign(rng.uniform(-1.6, 1.6, size=layer.kernel.shape).astype(np.float32))
+    layer.alpha.assign(rng.uniform(0.5, 2.0, size=3).astype(np.float32))
+    x = _inputs(rng, 6, shape)
+    upstream = rng.normal(size=(6, 5, 5, 3)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x, training=True) * upstream)
+    got = tape.gradient(loss, layer.gate_bias).numpy()
+    expected = _gate_gradient_formula(layer, x, upstream, exact=implementation == "grouped")
+    assert np.abs(expected).max() > 1e-2, "the formula must not be trivially zero here"
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("implementation", ["partition", "grouped"])
+@pytest.mark.parametrize("mixing", ["latent", "signed"])
+def test_kernel_gradient_is_the_clipped_ste_of_the_chosen_expert(mixing, implementation, rng):
+    """∂L/∂W_n = Σ_{b: k_b = n} ∂L/∂W_s(b) ⊙ 1[|W_n| ≤ 1] (both mixings: φ is one-hot)."""
+    shape = (5, 5, 4)
+    layer = _layer(
+        shape, filters=3, kernel_size=3, num_experts=3, implementation=implementation,
+        mixing=mixing,
+    )  # fmt: skip
+    _spread_gate(layer, rng)
+    layer.kernel.assign(rng.uniform(-1.6, 1.6, size=layer.kernel.shape).astype(np.float32))
+    layer.alpha.assign(rng.uniform(0.5, 2.0, size=3).astype(np.float32))
+    x = _inputs(rng, 6, shape)
+    upstream = rng.normal(size=(6, 5, 5, 3)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x, training=True) * upstream)
+    got = tape.gradient(loss, layer.kernel).numpy()
+
+    idx = layer.select_experts(x).numpy()
+    assert len(set(idx)) >= 2
+    xs = np.pad(_sign(x), [(0, 0), (1, 1), (1, 1), (0, 0)], constant_values=1.0)
+    w, alpha = layer.kernel.numpy(), layer.alpha.numpy()
+    expected = np.zeros_like(w)
+    for b, k in enumerate(idx):
+        ws = tf.Variable(_sign(w[k]) * alpha)
+        with tf.GradientTape() as t:
+            out = tf.nn.conv2d(xs[b : b + 1], ws, 1, "VALID")
+            part = tf.reduce_sum(out * upstream[b : b + 1])
+        expected[k] += t.gradient(part, ws).numpy() * alpha * (np.abs(w[k]) <= 1.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mixing", ["latent", "signed"])
+def test_right_after_expansion_softmax_starves_the_gate_and_sigmoid_does_not(mixing, rng):
+    """All experts equal ⇒ every g_n equal; softmax's Jacobian rows sum to 0, σ' does not.
+
+    The exact (grouped) gradient, i.e. the full mixture Σ φₙ·(...) as in the authors' code.
+    """
+    shape = (5, 5, 4)
+    grads = {}
+    for gate_activation in ("softmax", "sigmoid"):
+        inputs = tf.keras.Input(shape)
+        layer = EBConv2D(
+            3, 3, num_experts=3, implementation="grouped", gate_activation=gate_activation,
+            mixing=mixing, single_expert=True,
+        )  # fmt: skip
+        model = tf.keras.Model(inputs, layer(inputs))
+        layer.kernel.assign(rng.uniform(-1.2, 1.2, size=layer.kernel.shape).astype(np.float32))
+        _spread_gate(layer, rng, scale=0.3)
+        expand_experts(model)
+        x = _inputs(rng, 6, shape)
+        upstream = rng.normal(size=(6, 5, 5, 3)).astype(np.float32)
+        with tf.GradientTape(persistent=True) as tape:
+            loss = tf.reduce_sum(layer(x, training=True) * upstream)
+        grads[gate_activation] = tape.gradient(loss, layer.gate_kernel).numpy()
+        expected = _gate_gradient_formula(layer, x, upstream, exact=True)
+        got = tape.gradient(loss, layer.gate_bias).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+    assert np.abs(grads["sigmoid"]).max() > 1e-2
+    assert np.abs(grads["softmax"]).max() < 1e-4 * np.abs(grads["sigmoid"]).max()
+
+
+def test_form_options_round_trip_and_old_configs_keep_the_first_form(rng):
+    layer = _layer(
+        (6, 6, 16), filters=16, kernel_size=3, num_experts=2, use_se=True,
+        gate_activation="softmax", mixing="signed", se_layout="official",
+    )  # fmt: skip
+    config = layer.get_config()
+    clone = EBConv2D.from_config(config)
+    assert (clone.gate_activation, clone.mixing, clone.se_layout) == (
+        "softmax",
+        "signed",
+        "official",
+    )
+    # Official SE: no biases, hidden C_out // 8.
+    assert layer.se_kernel1.shape == (16, 2) and layer.se_bias1 is None
+    assert len(layer.trainable_weights) == 6  # kernel, α, gate G and b, SE W1 and W2
+    old = {k: v for k, v in config.items() if k not in ("gate_activation", "mixing", "se_layout")}
+    legacy = EBConv2D.from_config(old)
+    assert (legacy.gate_activation, legacy.mixing, legacy.se_layout) == (
+        "softmax",
+        "signed",
+        "biased",
+    )
+    legacy.build((None, 6, 6, 16))
+    assert legacy.se_kernel1.shape == (16, 2) and legacy.se_bias1.shape == (2,)
 
 
 def test_single_expert_phase_then_expansion(rng):
@@ -187,7 +339,7 @@ def test_expansion_callback_and_bop_train_the_right_variables(fmnist_small):
     from bnn_tf import training
 
     tf.keras.utils.set_random_seed(3)
-    model = zoo.build("ebnet_small", widths=(64,), blocks=(1,), groups=(2,))
+    model = zoo.build("ebnet_small", widths=(64,), blocks=(1,), groups=(2,), form="signed")
     eb = ebconv_layers(model)
     assert all(lq.optimizers.Bop.is_binary_variable(layer.kernel) for layer in eb)
     assert not any(lq.optimizers.Bop.is_binary_variable(layer.gate_kernel) for layer in eb)
@@ -236,6 +388,9 @@ def test_keras_file_round_trip_keeps_weights_and_stage(tmp_path, rng):
         ({"filters": 8, "kernel_size": 3, "padding": "causal"}, "padding"),
         ({"filters": 8, "kernel_size": 3, "implementation": "loop"}, "implementation"),
         ({"filters": 8, "kernel_size": 3, "num_experts": 0}, "num_experts"),
+        ({"filters": 8, "kernel_size": 3, "gate_activation": "relu"}, "gate_activation"),
+        ({"filters": 8, "kernel_size": 3, "mixing": "mean"}, "mixing"),
+        ({"filters": 8, "kernel_size": 3, "se_layout": "wide"}, "se_layout"),
     ],
 )
 def test_bad_arguments_raise_config_error(kwargs, message):
@@ -307,9 +462,11 @@ def test_trained_ebnet_small_converts_and_agrees_on_real_images(fmnist_small):
     report = converters.inspect(flatbuffer)
     assert report.binary_convs > 0
     # Float convs: the float stem and the 2 × 2 real transition 1×1 convs only;
-    # FULLY_CONNECTED: the 6 gates and the classifier.
+    # FULLY_CONNECTED: the 6 gates, the 2 SE matmuls of each layer (the official
+    # form's SE is on) and the classifier.
+    eb = ebconv_layers(model)
     assert report.op_counts["CONV_2D"] == 1 + 4
-    assert report.op_counts["FULLY_CONNECTED"] == len(ebconv_layers(model)) + 1
+    assert report.op_counts["FULLY_CONNECTED"] == sum(1 + 2 * e.use_se for e in eb) + 1
     assert report.op_counts["IF"] == 3 * len(ebconv_layers(model))
     lite = ebconv_export.lce_interpreter(flatbuffer).predict(x_test)
     keras = model.predict(x_test, verbose=0)
@@ -332,3 +489,27 @@ def test_training_form_converts_directly_with_all_experts(rng):
     x = _inputs(rng, 8, shape)
     got = converters.tflite_predict(flatbuffer, x)
     np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=1e-4)
+
+
+def test_symmetric_padding_matches_a_pytorch_style_convolution(rng):
+    """padding="symmetric" = PyTorch's Conv2d(padding=1) at stride 2; TF's "same" pads (0, 1)."""
+    assert same_padding(8, 3, 2) == (0, 1)  # TF: the extra row/column goes after
+    shape = (8, 8, 4)
+    layer = _layer(shape, filters=5, kernel_size=3, strides=2, num_experts=1, padding="symmetric")
+    same = _layer(shape, filters=5, kernel_size=3, strides=2, num_experts=1, padding="same")
+    same.set_weights(layer.get_weights())
+    x = _inputs(rng, 2, shape)
+    # PyTorch: pad 1 on every side (with +1 after the sign here), cross-correlate at stride 2.
+    xs = np.pad(_sign(x), [(0, 0), (1, 1), (1, 1), (0, 0)], constant_values=1.0)
+    w = _sign(layer.kernel.numpy()[0])
+    out = (8 + 2 - 3) // 2 + 1
+    expected = np.zeros((2, out, out, 5), np.float32)
+    for i in range(out):
+        for j in range(out):
+            patch = xs[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3, :]
+            expected[:, i, j, :] = np.einsum("bhwc,hwco->bo", patch, w)
+    got = layer(x).numpy()
+    assert got.shape == expected.shape == tuple(layer.compute_output_shape((2, *shape)))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert not np.allclose(same(x).numpy(), expected), "TF 'same' is not PyTorch's padding"
+    assert EBConv2D.from_config(layer.get_config()).padding == "symmetric"

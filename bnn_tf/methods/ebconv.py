@@ -5,39 +5,65 @@ Bulat, Martinez, Tzimiropoulos, "High-Capacity Expert Binary Networks", ICLR 202
 For an input `x` (real, before the sign) the layer keeps N expert kernels
 `W ∈ R^{N × kh × kw × Cin/g × Cout}` and a gate:
 
-    p = softmax(GAP(x) · G + b)                       (Dense(Cin → N), with bias)
-    φ = one_hot(argmax p)        forward (winner takes all)
-    ∂φ/∂z := ∂p/∂z               backward (straight through the softmax)
-    W_s = Σ_n φ_n · sign(W_n)    per-sample kernel (one expert in the forward)
+    z = GAP(x) · G + b                                (Dense(Cin → N), with bias)
+    p = σ(z)  (gate_activation="sigmoid")  or  softmax(z)  ("softmax")
+    φ = one_hot(argmax p)        forward (winner takes all; the same arg-max for both)
+    ∂φ/∂z := ∂p/∂z               backward (straight through σ or the softmax)
+    mixing="latent":  W_s = sign(Σ_n φ_n · W_n)   clipped STE: ∂/∂(Σ φ_n W_n) passes where |·| ≤ 1
+    mixing="signed":  W_s = Σ_n φ_n · sign(W_n)
     y = α ⊙ conv(pad₁(sign(x)), W_s)      [⊙ SE(x) if use_se]
-    SE(x) = sigmoid(W2 · relu(W1 · GAP(x)))           (reduction 8)
+    SE(x) = sigmoid(W2 · relu(W1 · GAP(x)))   se_layout="official": no biases, hidden C_out // 8
+                                              se_layout="biased": biases, hidden C_in // 8
+
+The forward pass is the same for every form (φ is one-hot, so
+`sign(Σ φ_n W_n) = sign(W_k) = Σ φ_n sign(W_n)`); the gate's gradient is not:
+
+- latent: `∂L/∂φ_n = ⟨∂L/∂W_s ⊙ 1[|W_k| ≤ 1], W_n⟩` — **the authors' released
+  training code** (with the sigmoid gate and the bias-free SE, on by default
+  there). Meant for latent-weight training (Adam).
+- signed: `∂L/∂φ_n = ⟨∂L/∂W_s, sign(W_n)⟩` — **bnn-tf's own first form**
+  (with the softmax gate): under Bop the experts are exactly ±1, there is no
+  latent weight to mix, so the mixture is taken over the signed experts.
+
+Right after `expand_experts` all experts are equal, so every `∂L/∂φ_n` is the
+same: the softmax Jacobian's rows sum to zero and the exact gate gradient
+vanishes; the sigmoid's does not. Which form trains better here is measured
+in benchmarks/ebconv_forms.py (docs/ebconv.md).
 
 `α` is a learnable per-output-channel scale (init 1), `pad₁` pads with +1
 (`pad_values=1`, LCE's fast path). Only the chosen expert receives gradient
 from a sample. The expert kernels are marked `precision = 1`, so
 `bnn_tf.optimizers.bop_adam` trains them with Bop and the gate, α and SE with
-Adam.
+Adam; `OptimizerConfig(name="adam")` trains everything as latent weights.
 
 Two training implementations (`training=True`) give the same forward:
 
 - `"partition"` (default): the batch is split by chosen expert
   (`tf.dynamic_partition`), each part is convolved with its own expert and
   the parts are stitched back. Costs one convolution. The gate gradient keeps
-  only the chosen expert's term `∂L/∂φ_k = ⟨∂L/∂y, y⟩` (the unchosen
-  experts' terms of the mixture gradient would need their outputs too).
-- `"grouped"`: the paper's formulation: the per-sample kernel `W_s` is built
-  with an einsum and the whole batch runs as ONE grouped convolution with
-  `batch × groups` groups. Exact mixture gradient for the gate
-  (`∂L/∂φ_n = ⟨∂L/∂W_s, sign(W_n)⟩` for every n), ≈ 3× slower on TF's CPU kernels.
+  only the chosen expert's term: `⟨∂L/∂y, y⟩` (signed) or
+  `⟨∂L/∂y, conv(x, α·W_k·1[|W_k| ≤ 1])⟩` (latent: one more convolution, in the
+  backward pass only). The unchosen experts' terms would need their outputs too.
+- `"grouped"`: the per-sample kernel `W_s` is built with an einsum and the
+  whole batch runs as ONE grouped convolution with `batch × groups` groups.
+  Exact mixture gradient for the gate (every n), ≈ 3× slower on TF's CPU kernels.
 
 At inference (`training=False`: `predict`, `evaluate`, conversion) every
 expert runs and the one-hot gate masks the outputs: the same output, N×
 the cost, and a graph LCE converts directly (N `LceBconv2d`).
 
+`padding="symmetric"` pads k // 2 on every side, as PyTorch's
+`Conv2d(padding=k // 2)`; TF's `"same"` pads (0, 1) at stride 2 on even
+inputs. Use it for kernels ported from PyTorch.
+
 Staging (the paper's recipe): `set_single_expert(model, True)` forces the
 gate to expert 0; `expand_experts(model)` copies expert 0 into every expert
 and frees the gate. `ExpertExpansion(expand_at_epoch=k)` does both as a
-callback. For LCE, convert `bnn_tf.methods.ebconv_export.export_model(model)`: it
+callback. It is a recipe stage, not a declared schedule
+(`bnn_tf.introspect.declared_schedules`): it is a one-off, destructive step
+(expert 0 overwrites the others), so running it on every `fit` would wipe
+the experts of a model that is fine-tuned or trained in several calls.
+For LCE, convert `bnn_tf.methods.ebconv_export.export_model(model)`: it
 runs the chosen expert only, inside TFLite `IF` subgraphs.
 """
 
@@ -53,6 +79,12 @@ from bnn_tf import introspect
 from bnn_tf.errors import ConfigError
 
 IMPLEMENTATIONS = ("partition", "grouped")
+PADDINGS = ("same", "symmetric", "valid")
+GATES = ("sigmoid", "softmax")
+MIXINGS = ("latent", "signed")
+SE_LAYOUTS = ("official", "biased")
+# What a config saved before these options existed meant (bnn-tf's first form).
+LEGACY_FORM = {"gate_activation": "softmax", "mixing": "signed", "se_layout": "biased"}
 
 
 @tf.custom_gradient
@@ -62,6 +94,22 @@ def winner_takes_all(probs: tf.Tensor) -> tf.Tensor:
 
     def grad(dy):
         return dy
+
+    return onehot, grad
+
+
+@tf.custom_gradient
+def _winner_of(logits: tf.Tensor, probs: tf.Tensor) -> tf.Tensor:
+    """One-hot of `argmax(logits)` forward; the gradient goes straight to `probs`.
+
+    The arg-max is taken on the logits, not on `probs`: a saturated sigmoid rounds
+    several large logits to exactly 1.0 in float32, and an arg-max over those ties
+    would pick another expert than the converted model's `argmax(GAP(x)·G + b)`.
+    """
+    onehot = tf.one_hot(tf.argmax(logits, axis=-1), tf.shape(logits)[-1], dtype=probs.dtype)
+
+    def grad(dy):
+        return tf.zeros_like(logits), dy
 
     return onehot, grad
 
@@ -78,6 +126,19 @@ def _times_chosen(y: tf.Tensor, chosen: tf.Tensor) -> tf.Tensor:
         return dy, tf.reduce_sum(dy * y, axis=[1, 2, 3])
 
     return tf.identity(y), grad
+
+
+def _times_chosen_lazy(y: tf.Tensor, chosen: tf.Tensor, term) -> tf.Tensor:
+    """`y · φ_k` (φ_k = 1 forward) whose gate gradient is `⟨dy, term()⟩`, built in the backward pass."""
+
+    @tf.custom_gradient
+    def times(y, chosen):
+        def grad(dy):
+            return dy, tf.reduce_sum(dy * term(), axis=[1, 2, 3])
+
+        return tf.identity(y), grad
+
+    return times(y, chosen)
 
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
@@ -100,12 +161,17 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 class EBConv2D(tf.keras.layers.Conv2D):
     """Expert binary 2-D convolution with a winner-takes-all gate (see the module docstring).
 
+    A config saved before `gate_activation`, `mixing` and `se_layout` existed
+    loads as softmax + signed + biased SE, which is what it meant.
+
     Args:
         filters: output channels.
         kernel_size: int or (kh, kw).
         num_experts: N (1 = a plain binary conv with α, no gate).
         strides: int or (sh, sw).
-        padding: `"same"` or `"valid"`.
+        padding: `"same"` (TF: at stride 2 and an even input, pads (0, 1): the extra row
+            and column go after), `"symmetric"` (PyTorch's `padding=k // 2`: (1, 1) for a
+            3×3, for kernels ported from PyTorch) or `"valid"`.
         groups: grouped convolution (divides the input channels and `filters`).
             LCE needs input channels per group to be a multiple of 32.
         pad_values: value used for "same" padding after the sign (1.0 = LCE's fast path).
@@ -115,6 +181,11 @@ class EBConv2D(tf.keras.layers.Conv2D):
         alpha_initializer: initial α (default ones, as in the paper).
         use_se: multiply the output by an SE-style per-channel scale.
         se_reduction: SE bottleneck reduction.
+        se_layout: `"official"` (the authors' SE: no biases, hidden C_out // r) or
+            `"biased"` (biases, hidden C_in // r: bnn-tf's first form).
+        gate_activation: `"sigmoid"` (the authors' training code) or `"softmax"`.
+        mixing: `"latent"` (`sign(Σ φₙ Wₙ)`, the authors' code; for Adam) or
+            `"signed"` (`Σ φₙ sign(Wₙ)`; for Bop).
         single_expert: start in the staging phase that forces expert 0.
         implementation: `"partition"` (fast) or `"grouped"` (exact gate gradient).
     """
@@ -136,6 +207,9 @@ class EBConv2D(tf.keras.layers.Conv2D):
         alpha_initializer="ones",
         use_se: bool = False,
         se_reduction: int = 8,
+        se_layout: str = "official",
+        gate_activation: str = "sigmoid",
+        mixing: str = "latent",
         single_expert: bool = False,
         implementation: str = "partition",
         **kwargs,
@@ -144,8 +218,8 @@ class EBConv2D(tf.keras.layers.Conv2D):
             raise ConfigError(f"EBConv2D: filters must be ≥ 1 (got {filters}).")
         if int(num_experts) < 1:
             raise ConfigError(f"EBConv2D: num_experts must be ≥ 1 (got {num_experts}).")
-        if padding.lower() not in ("same", "valid"):
-            raise ConfigError(f"EBConv2D: padding must be 'same' or 'valid' (got {padding!r}).")
+        if padding.lower() not in PADDINGS:
+            raise ConfigError(f"EBConv2D: padding must be one of {PADDINGS} (got {padding!r}).")
         if implementation not in IMPLEMENTATIONS:
             raise ConfigError(
                 f"EBConv2D: implementation must be one of {IMPLEMENTATIONS} (got {implementation!r})."
@@ -155,6 +229,13 @@ class EBConv2D(tf.keras.layers.Conv2D):
                 f"EBConv2D: groups={groups} must be ≥ 1 and divide filters={filters}. "
                 "Fix: choose groups that divide both the input channels and filters."
             )
+        for value, allowed, what in (
+            (gate_activation, GATES, "gate_activation"),
+            (mixing, MIXINGS, "mixing"),
+            (se_layout, SE_LAYOUTS, "se_layout"),
+        ):
+            if value not in allowed:
+                raise ConfigError(f"EBConv2D: {what} must be one of {allowed} (got {value!r}).")
         if int(se_reduction) < 1:
             raise ConfigError(f"EBConv2D: se_reduction must be ≥ 1 (got {se_reduction}).")
         # A Conv2D subclass, so tools that look for 2-D convolutions (bnn_tf.converters'
@@ -163,7 +244,7 @@ class EBConv2D(tf.keras.layers.Conv2D):
             int(filters),
             kernel_size,
             strides=strides,
-            padding=padding.lower(),
+            padding="valid" if padding.lower() == "valid" else "same",
             groups=int(groups),
             use_bias=False,
             **kwargs,
@@ -182,6 +263,9 @@ class EBConv2D(tf.keras.layers.Conv2D):
         self.alpha_initializer = tf.keras.initializers.get(alpha_initializer)
         self.use_se = bool(use_se)
         self.se_reduction = int(se_reduction)
+        self.se_layout = se_layout
+        self.gate_activation = gate_activation
+        self.mixing = mixing
         self.single_expert_init = bool(single_expert)
         self.implementation = implementation
 
@@ -225,11 +309,18 @@ class EBConv2D(tf.keras.layers.Conv2D):
                 trainable=False,
             )
         if self.use_se:
-            hidden = max(cin // self.se_reduction, 1)
+            # official: hidden C_out // r, no biases (the authors' code); biased: C_in // r
+            # with biases (bnn-tf's first form, what older saved models hold).
+            official = self.se_layout == "official"
+            hidden = max((self.filters if official else cin) // self.se_reduction, 1)
             self.se_kernel1 = self.add_weight("se_kernel1", shape=(cin, hidden))
-            self.se_bias1 = self.add_weight("se_bias1", shape=(hidden,), initializer="zeros")
             self.se_kernel2 = self.add_weight("se_kernel2", shape=(hidden, self.filters))
-            self.se_bias2 = self.add_weight("se_bias2", shape=(self.filters,), initializer="zeros")
+            self.se_bias1 = self.se_bias2 = None
+            if not official:
+                self.se_bias1 = self.add_weight("se_bias1", shape=(hidden,), initializer="zeros")
+                self.se_bias2 = self.add_weight(
+                    "se_bias2", shape=(self.filters,), initializer="zeros"
+                )
         # Conv2D.build would create a 4-D kernel: skip it, keep Layer.build.
         tf.keras.layers.Layer.build(self, input_shape)
 
@@ -238,10 +329,17 @@ class EBConv2D(tf.keras.layers.Conv2D):
         """Gate logits `GAP(x) · G + b` from the pooled real input, shape (batch, N)."""
         return tf.matmul(pooled, self.gate_kernel) + self.gate_bias
 
+    def gate_probs(self, pooled: tf.Tensor) -> tf.Tensor:
+        """`sigmoid` or `softmax` of the gate logits (batch, N); same arg-max either way."""
+        logits = self.gate_logits(pooled)
+        return tf.sigmoid(logits) if self.gate_activation == "sigmoid" else tf.nn.softmax(logits)
+
     def gate(self, inputs: tf.Tensor) -> tf.Tensor:
-        """The forward gate φ (batch, N): one-hot winner, straight-through softmax gradient."""
+        """The forward gate φ (batch, N): one-hot winner, straight-through gradient to `gate_probs`."""
         pooled = tf.reduce_mean(inputs, axis=[1, 2])
-        onehot = winner_takes_all(tf.nn.softmax(self.gate_logits(pooled)))
+        logits = self.gate_logits(pooled)
+        probs = tf.sigmoid(logits) if self.gate_activation == "sigmoid" else tf.nn.softmax(logits)
+        onehot = _winner_of(logits, probs)
         forced = tf.one_hot(tf.zeros_like(tf.shape(pooled)[:1]), self.num_experts)
         # single_expert = 1 → expert 0 and no gradient into the gate.
         return self.single_expert * forced + (1.0 - self.single_expert) * onehot
@@ -261,13 +359,17 @@ class EBConv2D(tf.keras.layers.Conv2D):
     def quantize_and_pad(
         self, inputs: tf.Tensor, spatial: Sequence[int | None] | None = None
     ) -> tf.Tensor:
-        """sign(x), then "same" padding with `pad_values` (VALID conv afterwards).
+        """sign(x), then "same"/"symmetric" padding with `pad_values` (VALID conv afterwards).
 
         `spatial` overrides the (height, width) the padding is computed for.
         """
         x = self.input_quantizer(inputs) if self.input_quantizer is not None else inputs
         if self.padding == "valid":
             return x
+        if self.padding == "symmetric":
+            kh, kw = self.kernel_size
+            pads = [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]]
+            return tf.pad(x, pads, constant_values=self.pad_values)
         spatial = tuple(x.shape[1:3]) if spatial is None else tuple(spatial)
         pads = [[0, 0]]
         for axis, (k, s) in enumerate(zip(self.kernel_size, self.strides, strict=True)):
@@ -285,8 +387,13 @@ class EBConv2D(tf.keras.layers.Conv2D):
 
     def se_scale(self, pooled: tf.Tensor) -> tf.Tensor:
         """SE-style per-sample, per-channel scale in (0, 1), shape (batch, Cout)."""
-        hidden = tf.nn.relu(tf.matmul(pooled, self.se_kernel1) + self.se_bias1)
-        return tf.sigmoid(tf.matmul(hidden, self.se_kernel2) + self.se_bias2)
+        hidden = tf.matmul(pooled, self.se_kernel1)
+        if self.se_bias1 is not None:
+            hidden = hidden + self.se_bias1
+        out = tf.matmul(tf.nn.relu(hidden), self.se_kernel2)
+        if self.se_bias2 is not None:
+            out = out + self.se_bias2
+        return tf.sigmoid(out)
 
     def _conv(self, x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
         # The kernel's input depth (Cin/g) makes tf.nn.conv2d a grouped convolution.
@@ -307,12 +414,17 @@ class EBConv2D(tf.keras.layers.Conv2D):
             y = self._conv(x, w[0])
         else:
             phi = self.gate(inputs)
+            latent = self.mixing == "latent"
             if not training:
+                # One-hot φ: sign(Σ φₙWₙ) = Σ φₙ sign(Wₙ), so both mixings share this path.
                 y = self._all_experts_call(x, w, phi)
             elif self.implementation == "grouped":
-                y = self._grouped_call(x, w, phi)
+                alpha = self.alpha if alpha_in_kernel else None
+                mix = (lambda p: self._latent_mix(p, alpha)) if latent else w
+                y = self._grouped_call(x, mix, phi)
             else:
-                y = self._partition_call(x, w, phi)
+                alpha = self.alpha if alpha_in_kernel else None
+                y = self._partition_call(x, w, phi, latent=latent, alpha=alpha)
         if not alpha_in_kernel:
             y = y * self.alpha
         if self.use_se:
@@ -328,7 +440,20 @@ class EBConv2D(tf.keras.layers.Conv2D):
         outs = tf.stack([self._conv(x, w[n]) for n in range(self.num_experts)], axis=1)
         return tf.einsum("bnhwc,bn->bhwc", outs, phi)
 
-    def _partition_call(self, x, w, phi):
+    def _clip_value(self) -> float:
+        return float(getattr(self.kernel_quantizer, "clip_value", 1.0) or 1.0)
+
+    def _latent_mix(self, phi: tf.Tensor, alpha: tf.Tensor | None) -> tf.Tensor:
+        """[α·]sign(Σₙ φₙ Wₙ) laid out (kh, kw, Cin/g, batch, Cout): the authors' mixing.
+
+        The kernel quantizer's STE passes the gradient where |Σ φₙ Wₙ| ≤ clip (1), so
+        ∂L/∂φₙ = ⟨∂L/∂W_s ⊙ 1[|W_k| ≤ 1], Wₙ⟩ for every expert n.
+        """
+        mixed = tf.einsum("bn,nhwio->hwibo", phi, self.kernel)
+        w = self.kernel_quantizer(mixed) if self.kernel_quantizer is not None else mixed
+        return w if alpha is None else w * alpha
+
+    def _partition_call(self, x, w, phi, latent: bool = False, alpha=None):
         idx = tf.argmax(phi, axis=-1, output_type=tf.int32)
         parts = tf.dynamic_partition(x, idx, self.num_experts)
         positions = tf.dynamic_partition(tf.range(tf.shape(x)[0]), idx, self.num_experts)
@@ -340,7 +465,22 @@ class EBConv2D(tf.keras.layers.Conv2D):
         outs = [self._conv_or_empty(part, w[n], out_shape) for n, part in enumerate(parts)]
         y = tf.dynamic_stitch(positions, outs)
         chosen = tf.gather(phi, idx, axis=1, batch_dims=1)
-        return _times_chosen(y, chosen)
+        if not latent:
+            return _times_chosen(y, chosen)
+        # Latent mixing: ∂L/∂φ_k = ⟨∂L/∂W_s ⊙ 1[|W_k| ≤ 1], W_k⟩·α = ⟨dy, conv(x, α·W_k·1[|W_k| ≤ 1])⟩
+        # per sample (conv is linear in the kernel). Computed in the backward pass only.
+        kernel = tf.stop_gradient(self.kernel)
+        clipped = kernel * tf.cast(tf.abs(kernel) <= self._clip_value(), kernel.dtype)
+        if alpha is not None:  # α is inside w (training): the gate term carries it too
+            clipped = clipped * tf.stop_gradient(alpha)
+
+        def chosen_term():
+            terms = [
+                self._conv_or_empty(part, clipped[n], out_shape) for n, part in enumerate(parts)
+            ]
+            return tf.dynamic_stitch(positions, terms)
+
+        return _times_chosen_lazy(y, chosen, chosen_term)
 
     def _conv_or_empty(self, part, kernel, out_shape):
         # TF's CPU conv returns a wrongly shaped tensor for an empty batch (an
@@ -352,12 +492,13 @@ class EBConv2D(tf.keras.layers.Conv2D):
         )
 
     def _grouped_call(self, x, w, phi):
+        """`w`: the quantized experts (signed mixing) or a callable φ → per-sample kernels."""
         batch = tf.shape(x)[0]
         kh, kw = self.kernel_size
         cin = x.shape[-1]
         # Per-sample kernels laid out sample-major along the output axis, so that
         # group (b, j) of the batch-as-groups conv is group j of sample b.
-        kernels = tf.einsum("bn,nhwio->hwibo", phi, w)
+        kernels = w(phi) if callable(w) else tf.einsum("bn,nhwio->hwibo", phi, w)
         kernels = tf.reshape(kernels, (kh, kw, cin // self.groups, batch * self.filters))
         height, width = x.shape[1], x.shape[2]
         stacked = tf.reshape(tf.transpose(x, (1, 2, 0, 3)), (1, height, width, batch * cin))
@@ -375,6 +516,8 @@ class EBConv2D(tf.keras.layers.Conv2D):
                 dims.append(None)
             elif self.padding == "same":
                 dims.append(-(-size // s))
+            elif self.padding == "symmetric":
+                dims.append((size + 2 * (k // 2) - k) // s + 1)
             else:
                 dims.append((size - k) // s + 1)
         return tf.TensorShape([input_shape[0], *dims, self.filters])
@@ -397,9 +540,18 @@ class EBConv2D(tf.keras.layers.Conv2D):
             "alpha_initializer": tf.keras.initializers.serialize(self.alpha_initializer),
             "use_se": self.use_se,
             "se_reduction": self.se_reduction,
+            "se_layout": self.se_layout,
+            "gate_activation": self.gate_activation,
+            "mixing": self.mixing,
             "single_expert": self.single_expert_init,
             "implementation": self.implementation,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        # A config saved before the form options existed meant softmax + signed + biased SE.
+        config = {**LEGACY_FORM, **config}
+        return cls(**config)
 
 
 # ---------------------------------------------------------------- staging
