@@ -25,11 +25,10 @@ Writes `benchmarks/results/ebconv_forms.json` (after every run; finished
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import time
-from pathlib import Path
+
+import harness
 
 # isort: off
 import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
@@ -40,15 +39,18 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from bnn_tf import atomic, data, optimizers, training
+from bnn_tf import data, optimizers, training
 from bnn_tf import models as zoo
 from bnn_tf.methods.ebconv import ExpertExpansion, expert_usage
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import record_header  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
-NAME = "ebconv_forms"
+BENCHMARK = harness.Benchmark(
+    name="ebconv_forms",
+    description="EBConv official (sigmoid gate, latent mixing) vs signed form × Adam/Bop",
+    default_args=["--limit-train", "4000", "--epochs", "3", "--seeds", "0", "1"],
+    smoke_args=["--limit-train", "128", "--limit-test", "128", "--epochs", "2", "--seeds", "0",
+                "--runs", "official_adam"],
+)  # fmt: skip
+NAME = BENCHMARK.name
 
 ADAM = {"name": "adam", "learning_rate": 1e-3}
 BOP = {"name": "bop", "threshold": 1e-6, "gamma": 1e-3, "learning_rate": 1e-3}
@@ -66,7 +68,8 @@ def run_one(run: str, seed: int, splits, args) -> dict:
     model = zoo.build("ebnet_small", input_shape=splits.input_shape, form=form)
     x_train = data.preprocess(splits.x_train[: args.limit_train])
     y_train = splits.y_train[: args.limit_train]
-    x_test, y_test = data.preprocess(splits.x_test), splits.y_test
+    x_test = data.preprocess(splits.x_test[: args.limit_test])
+    y_test = splits.y_test[: args.limit_test]
     steps = -(-len(x_train) // args.batch_size)
     config = optimizers.OptimizerConfig.from_dict(opt)
     training.compile_model(model, optimizer_config=config, steps_per_epoch=steps,
@@ -110,13 +113,8 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
-def plot(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+def plot(rows: list[dict], title: str):
+    fig, ax = harness.figure(size=(8, 4.5))
     names = [r for r in RUNS if any(x["run"] == r for x in rows)]
     for i, run in enumerate(names):
         accs = [x["test_accuracy"] for x in rows if x["run"] == run]
@@ -132,15 +130,12 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
+    return fig
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--limit-train", type=int, default=6000)
-    p.add_argument("--batch-size", type=int, default=128)
+    p = harness.argument_parser(BENCHMARK, __doc__)
+    harness.data_options(p, limit_test=None, epochs=3, limit_train=6000, batch_size=128)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     args = p.parse_args(argv)
@@ -155,12 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         "recipe": "ExpertExpansion(1): epoch 1 single expert, then expansion and gated epochs",
         "lr_schedule": "cosine to 0 over the run (Adam part of every optimizer)",
     }
-    out = RESULTS / f"{NAME}.json"
+    if args.limit_test is not None:  # a probe, not the committed record's conditions
+        conditions["limit_test"] = args.limit_test
+    recorder = harness.Recorder(BENCHMARK, argv, args.results_dir)
+    out = recorder.path(NAME)
     previous = json.loads(out.read_text()) if out.exists() else {}
     rows = previous.get("rows", []) if previous.get("conditions") == conditions else []
     done = {(r["run"], r["seed"]) for r in rows}
     splits = data.load("fashion_mnist")
-    load_before = os.getloadavg()
     for seed in args.seeds:
         for run in args.runs:
             if (run, seed) in done:
@@ -171,15 +168,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{run} seed {seed}: acc {row['test_accuracy']:.4f}  "
                   f"{row['train_seconds']} s  top-expert share "
                   f"{row['top_expert_share_on_2000_test_images']}", flush=True)  # fmt: skip
-            atomic.write_json(out, {
-                **record_header(NAME, load_before),
+            recorder.write_json(NAME, {
                 "note": "shared 2-core machine, other jobs running: times are indicative only",
                 "conditions": conditions,
                 "summary": summarise(rows),
                 "rows": rows,
             })  # fmt: skip
-            plot(rows, RESULTS / f"{NAME}.png",
-                 f"ebnet_small, {args.limit_train} images × {args.epochs} epochs: EBConv form × optimizer")  # fmt: skip
+            title = (
+                f"ebnet_small, {args.limit_train} images × {args.epochs} epochs: form × optimizer"
+            )
+            recorder.write_png(NAME, plot(rows, title))
     return 0
 
 
