@@ -564,6 +564,8 @@ def _args_convert(p: argparse.ArgumentParser) -> None:
 
 
 def _args_verify(p: argparse.ArgumentParser) -> None:
+    from bnn_tf.converters.runtime import KERNEL_CHOICES
+
     p.add_argument("model_file", help="the .keras model")
     p.add_argument("tflite_file", help="the .tflite converted from it")
     _add_data(p, limit=True)
@@ -572,7 +574,7 @@ def _args_verify(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--kernel",
         default="default",
-        choices=["default", "indirect", "reference", "auto"],
+        choices=KERNEL_CHOICES,
         help="LCE binary-conv kernel: default (what ARM devices and Android run; the indirect "
         "kernel is also run and reported when it disagrees), indirect (indirect BGEMM), "
         "reference, or auto (indirect where correct)",
