@@ -35,9 +35,9 @@ from bnn_tf.methods.multibasis import (
     ActivationBases,
     Bases,
     WeightBases,
-    identity_sign,
     least_squares_scales,
     register_alias,
+    straight_through,
 )
 
 SCALES = ("layer", "channel")
@@ -68,7 +68,8 @@ def abc_weight_bases(w: tf.Tensor, num_bases: int, scale: str = "layer") -> Base
     axes = reduce_axes(w, scale)
     centred = w - tf.reduce_mean(w, axis=axes, keepdims=True)
     std = tf.math.reduce_std(w, axis=axes, keepdims=True)
-    bases = [identity_sign(centred + u * std) for u in abc_shifts(num_bases)]
+    # Straight through to W itself: the mean and std shift the thresholds, not the gradient.
+    bases = [straight_through(w, lq.math.sign(centred + u * std)) for u in abc_shifts(num_bases)]
     alphas = least_squares_scales(w, bases, axes)
     return list(zip(bases, tf.unstack(alphas), strict=True))
 
