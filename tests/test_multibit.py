@@ -19,6 +19,7 @@ from bnn_tf import converters, training
 from bnn_tf import models as zoo
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods.abc_net import AbcActivation, AbcWeight, abc_shifts
+from bnn_tf.methods.lq_net import LqWeight
 from bnn_tf.methods.lsq_binary import LsqWeight
 from bnn_tf.methods.multibasis import (
     MultiBasisConv2D,
@@ -214,6 +215,7 @@ QUANTIZERS = {
     "abc_2x3": lambda: (AbcWeight(2, "channel"), AbcActivation(3)),
     "rebnet_1x2": lambda: (LsqWeight("1bit"), ResidualSign(2)),
     "lsq_tree_x1": lambda: (LsqWeight("tree"), ResidualSign(1)),
+    "lq_2x1": lambda: (LqWeight(2), ResidualSign(1)),
 }
 
 
@@ -292,12 +294,13 @@ MODELS = {
     "abcnet_small_1x3": ("abcnet_small", {"weight_bases": 1, "activation_bases": 3}, 3),
     "rebnet_small": ("rebnet_small", {"levels": 2}, 2),
     "lsq_binary_small_tree": ("lsq_binary_small", {"mode": "tree"}, 3),
+    "lqnet_small_2bit": ("lqnet_small", {"bits": 2}, 2),
 }
 TINY = {"widths": (16, 16, 32, 32, 32), "stem_width": 8}
 
 
 def test_models_are_registered_as_binary_and_trained_with_adam():
-    for name in ("abcnet_small", "rebnet_small", "lsq_binary_small"):
+    for name in ("abcnet_small", "rebnet_small", "lsq_binary_small", "lqnet_small"):
         info = zoo.info(name)
         assert info.lce_binary and info.family == "multibit" and info.paper
         assert info.training["name"] == "adam" and info.training["why"]
@@ -341,3 +344,42 @@ def test_more_bases_approximate_the_kernel_better():
     errors = [float(tf.reduce_sum((AbcWeight(m, "channel")(w) - w) ** 2)) for m in (1, 2, 3, 5)]
     assert errors == sorted(errors, reverse=True)
     assert all(a > b for a, b in itertools.pairwise(errors))
+
+
+# --- LQ-Net -------------------------------------------------------------------------------
+
+
+def test_lq_weight_nearest_level_codes_and_qem_update():
+    q = LqWeight(bits=2, momentum=0.5)
+    w = tf.constant(KERNEL)
+    q.build(w.shape)
+    cols = _groups(KERNEL, "channel")
+    unit = 2 * np.abs(cols).mean(0) / 3
+    v0 = np.stack([unit, 2 * unit])  # initial basis (K, C)
+    codes = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]], np.float32)
+
+    def encode(v):
+        levels = codes @ v  # (4, C)
+        idx = np.abs(cols[:, :, None] - levels.T[None]).argmin(-1)
+        return codes[idx]  # (n, C, K)
+
+    b = encode(v0)
+    v_star = np.stack(
+        [np.linalg.lstsq(b[:, c], cols[:, c], rcond=None)[0] for c in range(cols.shape[1])], 1
+    )
+    v1 = 0.5 * v0 + 0.5 * v_star
+    y, (g,) = _value_and_grads(lambda x: q(x, training=True), KERNEL, DY)
+    np.testing.assert_allclose(q.basis.numpy(), v1, rtol=1e-3, atol=1e-6)
+    b1 = encode(v1)
+    want = (b1 * v1.T[None]).sum(-1)
+    np.testing.assert_allclose(y.reshape(cols.shape), want, rtol=1e-4, atol=1e-5)
+    # Identity STE per basis: ∂C/∂W = (Σₖ vₖ) ∂C/∂Ŵ.
+    np.testing.assert_allclose(g, (_groups(DY, "channel") * v1.sum(0)).reshape(DY.shape), rtol=1e-4)
+    # Inference leaves the basis alone; QEM steps do not increase the error.
+    before = q.basis.numpy().copy()
+    q(w, training=False)
+    np.testing.assert_array_equal(q.basis.numpy(), before)
+    errors = []
+    for _ in range(5):
+        errors.append(float(tf.reduce_sum((q(w, training=True) - w) ** 2)))
+    assert all(b <= a + 1e-5 for a, b in itertools.pairwise(errors))

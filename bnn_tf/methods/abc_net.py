@@ -90,7 +90,7 @@ class AbcWeight(WeightBases):
         self.scale = scale
         super().__init__(**kwargs)
 
-    def bases(self, w):
+    def bases(self, w, training=False):
         return abc_weight_bases(w, self.num_bases, self.scale)
 
     def get_config(self):

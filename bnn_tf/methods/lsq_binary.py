@@ -130,7 +130,7 @@ class LsqWeight(WeightBases):
         self.num_bases = MODES[mode]
         super().__init__(**kwargs)
 
-    def bases(self, w):
+    def bases(self, w, training=False):
         return lsq_weight_bases(w, self.mode, self.scale)
 
     def get_config(self):

@@ -113,11 +113,14 @@ class WeightBases(_BaseQuantizer):
 
     num_bases: int = 1
 
-    def bases(self, w: tf.Tensor) -> Bases:
+    def bases(self, w: tf.Tensor, training: bool = False) -> Bases:
+        """[(Bᵢ, αᵢ)]; `training` lets a quantizer update state (LQ-Net's basis)."""
         raise NotImplementedError
 
-    def call(self, inputs):
-        return super().call(tf.add_n([a * b for b, a in self.bases(inputs)]))
+    def call(self, inputs, training=None):
+        if training is None:
+            training = tf.keras.backend.learning_phase()
+        return super().call(tf.add_n([a * b for b, a in self.bases(inputs, training=training)]))
 
 
 class ActivationBases(_BaseQuantizer):
@@ -237,8 +240,11 @@ class MultiBasisConv2D(tf.keras.layers.Layer):
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )
-        if not self.input_quantizer.built:  # its shifts/scales; bases() bypasses __call__
+        # Their shifts/scales/bases state: bases() bypasses __call__, which would build them.
+        if not self.input_quantizer.built:
             self.input_quantizer.build(input_shape)
+        if not self.kernel_quantizer.built:
+            self.kernel_quantizer.build(self.kernel.shape)
         super().build(input_shape)
 
     def _paddings(self, shape: tf.TensorShape) -> list[list[int]] | None:
@@ -258,8 +264,10 @@ class MultiBasisConv2D(tf.keras.layers.Layer):
             pads.append([total // 2, total - total // 2])
         return [*pads, [0, 0]]
 
-    def call(self, inputs):
-        weight_bases = self.kernel_quantizer.bases(self.kernel)
+    def call(self, inputs, training=None):
+        if training is None:
+            training = tf.keras.backend.learning_phase()
+        weight_bases = self.kernel_quantizer.bases(self.kernel, training=training)
         paddings = self._paddings(inputs.shape)
         terms = []
         for h, beta in self.input_quantizer.bases(inputs):
