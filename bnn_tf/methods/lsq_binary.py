@@ -71,17 +71,17 @@ def ls2_scales(x: tf.Tensor, axes: list[int]) -> tuple[tf.Tensor, tf.Tensor]:
     hi = (total - cs[:-1]) / (n - k)
     # ‖x̂‖² explained by the split; the residual error is Σx² minus it.
     explained = k * lo**2 + (n - k) * hi**2
-    best = tf.argmax(explained, axis=0)
-    m_lo = _pick(lo, best)
-    m_hi = _pick(hi, best)
+    best = tf.argmax(explained, axis=0)  # (G,): the low cluster holds best + 1 values
+    # Gather per column (not one_hot × sum): LCE's converter stopped constant-folding the
+    # (n − 1, G) one-hot of the largest layer (measured: a float CONV_2D and ONE_HOT/SUM ops
+    # left in the .tflite, 4.8 MB), which a per-column gather does not build.
+    low_sum = tf.gather(tf.transpose(cs[:-1]), best[:, None], batch_dims=1)[:, 0]
+    count = tf.cast(best, x.dtype) + 1.0
+    m_lo = low_sum / count
+    m_hi = (total - low_sum) / (n - count)
     v1 = tf.reshape((m_hi + m_lo) / 2.0, group_shape)
     v2 = tf.reshape((m_hi - m_lo) / 2.0, group_shape)
     return tf.stop_gradient(v1), tf.stop_gradient(v2)
-
-
-def _pick(values: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
-    """values[index[g], g] for every column g."""
-    return tf.reduce_sum(values * tf.one_hot(index, values.shape[0], axis=0, dtype=values.dtype), 0)
 
 
 def lsq_weight_bases(w: tf.Tensor, mode: str = "2bit", scale: str = "channel") -> Bases:
@@ -96,7 +96,10 @@ def lsq_weight_bases(w: tf.Tensor, mode: str = "2bit", scale: str = "channel") -
     b2 = straight_through(w, sign2)
     if mode == "2bit":
         return [(b1, v1), (b2, v2)]
-    # Tree: the second bit's scale per branch of the first, optimal given v₁:
+    # Tree: the second bit's scale per branch of the first, optimal given v₁. Known gap:
+    # on large layers (measured: 3×3×128→256) LCE's converter does not constant-fold these
+    # masked sums; the bases still become LceBconv2d, but the .tflite keeps the float
+    # kernel and computes the two scales at run time (docs/multibit.md).
     b3 = straight_through(w, sign1 * sign2)
     v2p = _branch_scale(w, sign1 > 0, sign1 * sign2, v1, axes)
     v2n = _branch_scale(w, sign1 < 0, sign1 * sign2, v1, axes)
