@@ -48,7 +48,7 @@ import tensorflow as tf
 from _common import record_header
 from methods_table import mac_counts
 
-from bnn_tf import atomic, converters, data, training
+from bnn_tf import atomic, converters, data, introspect, training
 from bnn_tf import models as zoo
 from bnn_tf.methods.multibasis import MultiBasisConv2D
 
@@ -68,7 +68,36 @@ CONFIGS = [
     ("rebnet_2", "rebnet_small", {"levels": 2}, "ReBNet 1×2 (residual)", 1, 2),
     ("lsq_2bit", "lsq_binary_small", {"mode": "2bit"}, "LSQ ls-2 (2×1)", 2, 1),
     ("lsq_tree", "lsq_binary_small", {"mode": "tree"}, "LSQ tree (3×1)", 3, 1),
+    # Seed-paper models (methods-table rows): one binary conv per layer, or float-emulated.
+    ("lqnet_2", "lqnet_small", {"bits": 2}, "LQ-Net 2-bit weights (2×1)", 2, 1),
+    ("bnnplus", "bnnplus_small", {}, "BNN+", 1, 1),
+    ("selfbin", "selfbin_small", {}, "Self-Binarizing", 1, 1),
+    ("rangebn", "rangebn_small", {}, "RangeBN (bnn_small)", 1, 1),
+    ("ttq", "ttq_small", {}, "TTQ (ternary W, float A)", None, None),
+    ("pact_2", "pact_small", {"k_bit": 2}, "PACT 2/2-bit", None, None),
+    ("hwgq_2", "hwgq_small", {"k_bit": 2}, "HWGQ 2-bit A, 1-bit W", None, None),
+    (
+        "wrpn_2",
+        "wrpn_small",
+        {"k_bit": 2, "width_multiplier": 2.0},
+        "WRPN 2× wide, 2/2-bit",
+        None,
+        None,
+    ),
 ]
+NEW_MODELS = (
+    "abcnet_small",
+    "rebnet_small",
+    "lsq_binary_small",
+    "lqnet_small",
+    "bnnplus_small",
+    "selfbin_small",
+    "rangebn_small",
+    "ttq_small",
+    "pact_small",
+    "hwgq_small",
+    "wrpn_small",
+)
 
 
 def parity(model: tf.keras.Model, flatbuffer: bytes, x: np.ndarray) -> dict:
@@ -99,9 +128,12 @@ def run_one(key: str, name: str, options: dict, splits, args) -> dict:
     steps = -(-len(x_train) // args.batch_size)
     lr = tf.keras.optimizers.schedules.CosineDecay(args.learning_rate, steps * args.epochs)
     training.compile_model(model, optimizer=tf.keras.optimizers.legacy.Adam(lr))
+    # The schedules the model's methods declare (Self-Binarizing's β), as bnn-tf train adds them.
+    schedules = [s.for_run(epochs=args.epochs, steps_per_epoch=steps)
+                 for s in introspect.declared_schedules(model)]  # fmt: skip
     start = time.perf_counter()
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, verbose=0,
-              shuffle=True)  # fmt: skip
+              shuffle=True, callbacks=schedules)  # fmt: skip
     train_seconds = time.perf_counter() - start
     _, test_acc = model.evaluate(x_test, y_test, batch_size=512, verbose=0)
 
@@ -215,7 +247,7 @@ def table_rows(rows: list[dict]) -> list[dict]:
     """Methods-table rows (the columns of benchmarks/results/methods_table.json) of the new models."""
     out = []
     for r in rows:
-        if r["model"] not in ("abcnet_small", "rebnet_small", "lsq_binary_small"):
+        if r["model"] not in NEW_MODELS:
             continue
         out.append({
             "method": r["label"],
