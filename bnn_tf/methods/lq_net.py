@@ -18,7 +18,10 @@ Gradients: each Bₖ passes its gradient straight through to W; v takes none.
 Initial basis: vₖ = 2^(k−1) · 2·mean|W| / (2^K − 1), set at the first
 training step (levels evenly spaced over ±2·mean|W|), and used until then.
 
-In `MultiBasisConv2D` a layer becomes K `LceBconv2d` per activation basis.
+In `MultiBasisConv2D` a layer becomes K `LceBconv2d` per activation basis —
+on small layers only: the nearest-level search (a kernel × 2^K tensor) is not
+constant-folded by LCE's converter on large ones (measured at 3×3×128→256;
+docs/multibit.md), which then stay float convs on a run-time kernel.
 The paper's activation quantizer uses {0, 1} codes after ReLU, which are not
 sign-like; it is not implemented (the model binarises activations with
 ReBNet levels).
