@@ -85,6 +85,13 @@ CONFIGS = [
         None,
     ),
 ]
+CURVE_MODELS = (
+    "abcnet_small",
+    "rebnet_small",
+    "lsq_binary_small",
+    "dorefa_small",
+    "bnn_small_float",
+)
 NEW_MODELS = (
     "abcnet_small",
     "rebnet_small",
@@ -200,6 +207,8 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # The curve: multi-basis rows against DoReFa/float; the seed rows live in the methods table.
+    rows = [r for r in rows if r["model"] in CURVE_MODELS]
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     ax = axes[0]
     abc = sorted((r for r in rows if r["key"].startswith("abc_") and "latency_default_median_ms" in r),
