@@ -280,6 +280,14 @@ def lint_layer(
     )  # fmt: skip
     if not quantized:
         return entry  # float by design (stem, classifier, float twin)
+    terms = getattr(layer, "num_binary_convs", None)
+    if terms:
+        # Its terms are built to LCE's rules (sign input, +1 padding, ±1 kernel times a
+        # per-channel scale); the report checks each against the flatbuffer.
+        entry.prediction = BINARY
+        entry.macs = None if entry.macs is None else entry.macs * terms
+        entry.notes.append(f"{terms} binary convs (one per weight × activation basis), summed")
+        return entry
 
     if kind == "dense":
         if isinstance(layer, BinaryDenseConv):

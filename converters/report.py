@@ -379,6 +379,10 @@ def _slots(layer, kind: str) -> list[tuple[tuple, tuple | None]]:
     if kind == "conv2d":
         # Rank 5 = a bank of kernels [N, k_h, k_w, C_in, C_out] (e.g. experts): any of
         # them may appear as an op, and one slot takes several ops (see matching).
+        terms = getattr(layer, "num_binary_convs", None)
+        if terms:
+            kh, kw, c_in, c_out = (int(d) for d in layer.kernel.shape)
+            return [(("conv2d", kh, kw, c_in, c_out), spatial)] * terms
         if isinstance(layer, GroupSplitConv2D):
             part = layer.parts[0]
             kh, kw, per_group, c_out = (int(d) for d in part.kernel.shape[-4:])

@@ -62,6 +62,10 @@ def _precision(quantizer) -> int | None:
 def layer_kind(layer: tf.keras.layers.Layer) -> str | None:
     """The MAC-layer kind of `layer`, or None if it does no weight multiplication."""
     L = tf.keras.layers
+    if getattr(layer, "num_binary_convs", None):
+        # A layer that decomposes into several binary convs (multi-basis methods,
+        # bnn_tf.methods.multibasis): each term is a conv2d for LCE.
+        return "conv2d"
     if isinstance(layer, L.DepthwiseConv2D) or type(layer).__name__ in ("QuantDepthwiseConv2D",):
         return "depthwise"
     if isinstance(layer, (L.SeparableConv2D, L.SeparableConv1D)):
