@@ -27,7 +27,7 @@ def _file_layers(path: Path) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
     import h5py
 
     with h5py.File(path, "r") as f:
-        group = f["model_weights"] if "model_weights" in f else f
+        group = f.get("model_weights", f)
         if "layer_names" not in group.attrs:
             raise ConfigError(
                 f"{path} is not a Keras HDF5 weight file (no 'layer_names'). "
@@ -58,7 +58,7 @@ def load_larq_zoo_weights(model: tf.keras.Model, path: str | Path) -> tf.keras.M
     file_layers = _file_layers(path)
     ours = [layer for layer in model.layers if layer.weights]
     pairs: list[tuple[tf.Variable, np.ndarray]] = []
-    for index, (layer, (file_name, values)) in enumerate(zip(ours, file_layers)):
+    for index, (layer, (file_name, values)) in enumerate(zip(ours, file_layers, strict=False)):
         ours_shapes = [tuple(w.shape) for w in layer.weights]
         file_shapes = [tuple(v.shape) for _, v in values]
         if ours_shapes != file_shapes:
@@ -68,7 +68,7 @@ def load_larq_zoo_weights(model: tf.keras.Model, path: str | Path) -> tf.keras.M
                 f"{file_name!r} has {file_shapes}. Fix: build the model with the "
                 "input_shape / num_classes / include_top the file was saved with."
             )
-        pairs.extend(zip(layer.weights, (v for _, v in values)))
+        pairs.extend(zip(layer.weights, (v for _, v in values), strict=True))
     if len(ours) != len(file_layers):
         first = (
             f"model layer {ours[len(file_layers)].name!r} has no counterpart in the file"

@@ -29,15 +29,16 @@ from bnn_tf.models.registry import register
 
 PAPER = "Bannink et al., Larq Compute Engine, MLSys 2021 (QuickNet, larq-zoo 2.4)"
 
-# larq-zoo's TrainQuickNet: Adam on binary kernels (lr 1e-2) and on the rest (lr 0.1),
-# cosine decay with warm-up over 600 epochs, batch 2048, with knowledge distillation.
+# larq-zoo's TrainQuickNet: Adam on binary kernels (lr 1e-2) and SGD with momentum 0.9
+# on the rest (lr 0.1), both cosine-decayed after 5 warm-up epochs, 600 epochs, batch 2048.
+# OptimizerConfig has one latent-weight optimizer, so Adam at 1e-2 trains everything.
 TRAINING = {
     "name": "adam",
     "learning_rate": 1e-2,
     "lr_schedule": {"kind": "cosine"},
     "why": (
-        "larq-zoo trains QuickNet with Adam (binary kernels lr 1e-2, the rest 0.1), cosine "
-        "decay with warm-up, 600 epochs, batch 2048, weight clip 1.25; one Adam at 1e-2 here"
+        "larq-zoo TrainQuickNet: Adam lr 1e-2 on binary kernels + SGD(0.9) lr 0.1 on the rest, "
+        "cosine decay after 5 warm-up epochs, 600 epochs, batch 2048, clip 1.25; here one Adam"
     ),
 }
 

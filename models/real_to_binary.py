@@ -20,7 +20,9 @@ from bnn_tf.methods import real_to_binary as r2b
 from bnn_tf.models._larq_zoo import finish, zoo_input
 from bnn_tf.models.registry import register
 
-PAPER = "Martinez et al., Training binary neural networks with real-to-binary convolutions, ICLR 2020"
+PAPER = (
+    "Martinez et al., Training binary neural networks with real-to-binary convolutions, ICLR 2020"
+)
 
 
 @register(
@@ -65,9 +67,9 @@ def real_to_binary_net(
         64, 7, strides=2, padding="same", use_bias=False,
         kernel_initializer=r2b.KERNEL_INITIALIZER, name=f"{name}_block_1_conv2d",
     )(inputs)  # fmt: skip
-    x = tf.keras.layers.BatchNormalization(momentum=r2b.MOMENTUM, name=f"{name}_block_1_batch_norm")(
-        x
-    )
+    x = tf.keras.layers.BatchNormalization(
+        momentum=r2b.MOMENTUM, name=f"{name}_block_1_batch_norm"
+    )(x)
     # larq-zoo's Real-to-Bin nets inherit the strong baseline's PReLU stem (not a ReLU)
     x = tf.keras.layers.PReLU(shared_axes=[1, 2], name=f"{name}_block_1_prelu")(x)
     x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name=f"{name}_block_1_pool")(x)

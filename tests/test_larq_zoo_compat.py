@@ -98,19 +98,26 @@ def test_graph_matches_larq_zoo_layer_for_layer(name):
     )
     for i, (want, got) in enumerate(zip(golden["layers"], ours["layers"], strict=True)):
         problem = _layer_mismatch(want, got)
-        assert problem is None, f"layer #{i} ours {got['name']!r} / larq-zoo {want['name']!r}: {problem}"
+        assert problem is None, (
+            f"layer #{i} ours {got['name']!r} / larq-zoo {want['name']!r}: {problem}"
+        )
     assert not any(type(layer).__name__ == "Lambda" for layer in model.layers)
 
 
-def test_meliusnet22_has_larq_zoos_weight_layout():
-    """Our MeliusNet22 is LCE-oriented (pad 1, PreSignBatchNorm), so not layer-for-layer
-    larq-zoo's; it keeps the same parameter count and the same sequence of weight shapes."""
+def test_meliusnet22_has_larq_zoos_size_and_binary_convs():
+    """Our MeliusNet22 is LCE-oriented (pad value 1 instead of 0, `PreSignBatchNorm`, one BN
+    per group in the grouped stem), so it is not layer-for-layer larq-zoo's and its weights
+    are not interchangeable (docs/larq_zoo.md); it has the same parameter count and the
+    same binary convs, in the same order."""
     golden = _golden("meliusnet22")
     tf.keras.backend.clear_session()
     ours = layer_table(zoo.build("meliusnet22", num_classes=1000))
     assert ours["params"] == golden["params"]
-    shapes = [row["weight_shapes"] for row in golden["layers"] if row["weight_shapes"]]
-    assert [row["weight_shapes"] for row in ours["layers"] if row["weight_shapes"]] == shapes
+
+    def binary(table):
+        return [r["weight_shapes"] for r in table["layers"] if r["class"] == "QuantConv2D"]
+
+    assert binary(ours) == binary(golden) and len(binary(ours)) == 2 * (4 + 5 + 4 + 4)
 
 
 def _save_h5(model: tf.keras.Model, path: Path) -> None:
@@ -196,14 +203,15 @@ def test_small_variants_train_on_fashion_mnist_and_convert_on_binary_kernels(nam
     model = zoo.build(name)
     cfg = {k: v for k, v in zoo.info(name).training.items() if k != "why"}
     cfg["lr_schedule"] = optimizers.ScheduleConfig(**cfg["lr_schedule"])
-    training.compile_model(model, optimizer_config=optimizers.OptimizerConfig(**cfg))
-    x, y = fmnist_small["x_train"][:256], fmnist_small["y_train"][:256]
-    before = model.evaluate(x, y, verbose=0)[0]
-    model.fit(x, y, batch_size=64, epochs=2, verbose=0)
-    assert model.evaluate(x, y, verbose=0)[0] < before
+    x, y = fmnist_small["x_train"][:128], fmnist_small["y_train"][:128]
+    training.compile_model(
+        model, optimizer_config=optimizers.OptimizerConfig(**cfg), steps_per_epoch=2, epochs=3
+    )
+    losses = model.fit(x, y, batch_size=64, epochs=3, verbose=0).history["loss"]
+    assert losses[-1] < losses[0]
     flatbuffer = converters.convert(model)
     report = converters.inspect(flatbuffer)
     assert report.binary_convs == len(converters.binary_conv_layers(model)) > 0
-    xt = fmnist_small["x_test"][:64]
+    xt = fmnist_small["x_test"][:32]
     lite = converters.tflite_predict(flatbuffer, xt)
     assert np.mean(np.argmax(lite, -1) == np.argmax(model.predict(xt, verbose=0), -1)) >= 0.95

@@ -72,9 +72,7 @@ def half_binary_block(x: tf.Tensor, *, downsample: bool = False, name: str) -> t
     in_channels = int(x.shape[-1])
     out_channels = 2 * in_channels if downsample else in_channels
     skip = shortcut(x, out_channels, name=name)
-    conv_input = tf.keras.layers.BatchNormalization(
-        momentum=MOMENTUM, name=f"{name}_batch_norm"
-    )(x)
+    conv_input = tf.keras.layers.BatchNormalization(momentum=MOMENTUM, name=f"{name}_batch_norm")(x)
     y = lq.layers.QuantConv2D(
         out_channels, 3, strides=2 if downsample else 1, padding="same", use_bias=False,
         input_quantizer="ste_sign", kernel_quantizer="ste_sign",
