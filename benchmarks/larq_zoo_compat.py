@@ -21,14 +21,14 @@ Runs in TWO environments (larq-zoo cannot be installed beside TF 2.21):
 2. Our environment:
 
        nice -n 10 .venv/bin/python benchmarks/larq_zoo_compat.py --side ours [--models a,b]
-           [--runs 3] [--reps 5]
+           [--convert] [--pairs 30]
 
    Per model: build ours with `weights=<model>.h5` and larq-zoo's softmax,
    compare outputs (max |Δ| relative to the output's max |value|; goal ≤ 1e-4),
    parameter counts, convert with LCE (ours with TF 2.21), count the ops of both
    flatbuffers (float ops = every op except LCE's binary ones), and time both
    under the same LCE interpreter (1 thread, indirect BGEMM where safe),
-   interleaved ours/zoo `--runs` times × `--reps` calls, median per run.
+   alternating single calls ours/zoo `--pairs` times (see `_time_interleaved`).
    Writes `benchmarks/results/larq_zoo_compat.json` and `.png` (merging rows of
    earlier invocations, so large models can be run one at a time).
 
@@ -191,6 +191,10 @@ def zoo_side(args) -> None:
         if args.convert:
             import larq_compute_engine as lce
 
+            # written first: if LCE's converter kills the process (it segfaults on
+            # DoReFaNet under TF 2.15), the record says so
+            crashed = {**meta, "convert_error": "the LCE converter crashed the process"}
+            (art / f"{name}_zoo.json").write_text(json.dumps(crashed, indent=1))
             start = time.perf_counter()
             try:
                 flatbuffer = lce.convert_keras_model(model)
@@ -208,26 +212,33 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-12))
 
 
-def _time_interleaved(flatbuffers: dict[str, bytes], x: np.ndarray, runs: int, reps: int) -> dict:
+def _time_interleaved(flatbuffers: dict[str, bytes], x: np.ndarray, pairs: int) -> dict:
+    """Alternate single calls (ABAB…, order flipped every round) so both see the same load.
+
+    On a shared, oversubscribed machine a single call can take 2–5× its quiet-machine
+    time; the paired ratio (median over rounds of ours/zoo of the same round) and the
+    minimum per model are the robust summaries, the medians are reported too.
+    """
     from bnn_tf.converters.runtime import make_interpreter
 
     interpreters = {k: make_interpreter(v, num_threads=1) for k, v in flatbuffers.items()}
     sample = x[:1]
     for it in interpreters.values():
         it.predict(sample)  # warm-up
-    times: dict[str, list[float]] = {k: [] for k in interpreters}
-    for _ in range(runs):
-        for key, it in interpreters.items():
-            calls = []
-            for _ in range(reps):
-                start = time.perf_counter()
-                it.predict(sample)
-                calls.append(time.perf_counter() - start)
-            times[key].append(float(np.median(calls)) * 1e3)
+    keys = list(interpreters)
+    times: dict[str, list[float]] = {k: [] for k in keys}
+    for i in range(pairs):
+        for key in keys if i % 2 == 0 else keys[::-1]:
+            start = time.perf_counter()
+            interpreters[key].predict(sample)
+            times[key].append((time.perf_counter() - start) * 1e3)
     outputs = {k: np.asarray(it.predict(x[:4])) for k, it in interpreters.items()}
+    paired = [a / b for a, b in zip(times["ours"], times["zoo"], strict=True)]
     return {
-        "ms": {k: round(float(np.median(v)), 2) for k, v in times.items()},
-        "ms_runs": {k: [round(t, 2) for t in v] for k, v in times.items()},
+        "median_ms": {k: round(float(np.median(v)), 2) for k, v in times.items()},
+        "min_ms": {k: round(float(np.min(v)), 2) for k, v in times.items()},
+        "paired_ratio_median": round(float(np.median(paired)), 3),
+        "pairs": pairs,
         "outputs": outputs,
     }
 
@@ -293,18 +304,27 @@ def ours_side(args) -> None:
         if "convert_error" in zoo_meta:
             row["zoo_convert_error"] = zoo_meta["convert_error"]
         if args.convert and zoo_tflite.exists():
-            start = time.perf_counter()
-            ours_fb = converters.convert(model)
-            row["convert_seconds"] = round(time.perf_counter() - start, 1)
+            ours_tflite = art / f"{name}_ours.tflite"
+            if args.reuse and ours_tflite.exists():
+                # same weights file, same code: the flatbuffer of an earlier invocation
+                ours_fb = ours_tflite.read_bytes()
+                row["ours_tflite_reused"] = True
+            else:
+                start = time.perf_counter()
+                ours_fb = converters.convert(model)
+                row["convert_seconds"] = round(time.perf_counter() - start, 1)
+                ours_tflite.write_bytes(ours_fb)
             zoo_fb = zoo_tflite.read_bytes()
             census = {"ours": op_census(ours_fb), "zoo": op_census(zoo_fb)}
             row["op_counts"] = census
             row["float_ops"] = {k: float_ops(v) for k, v in census.items()}
             row["tflite_bytes"] = {"ours": len(ours_fb), "zoo": len(zoo_fb)}
-            timing = _time_interleaved({"ours": ours_fb, "zoo": zoo_fb}, x, args.runs, args.reps)
-            row["latency_ms"] = timing["ms"]
-            row["latency_ms_runs"] = timing["ms_runs"]
-            row["latency_ratio"] = round(timing["ms"]["ours"] / timing["ms"]["zoo"], 3)
+            timing = _time_interleaved({"ours": ours_fb, "zoo": zoo_fb}, x, args.pairs)
+            row["latency_ms"] = timing["median_ms"]
+            row["latency_min_ms"] = timing["min_ms"]
+            row["latency_pairs"] = timing["pairs"]
+            row["latency_ratio_paired_median"] = timing["paired_ratio_median"]
+            row["latency_ratio_min"] = round(timing["min_ms"]["ours"] / timing["min_ms"]["zoo"], 3)
             o = timing["outputs"]
             row["tflite_rel_diff_probs"] = _relative(o["ours"], o["zoo"])
         rows[name] = row
@@ -419,37 +439,82 @@ def _plot(path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in json.loads(path.read_text())["rows"] if "latency_ms" in r]
+    rows = [r for r in json.loads(path.read_text())["rows"] if "latency_min_ms" in r]
     if not rows:
         return
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows) + 2), 4))
     idx = np.arange(len(rows))
-    ax.bar(idx - 0.2, [r["latency_ms"]["zoo"] for r in rows], 0.4, label="larq-zoo 2.4 (TF 2.15)")
-    ax.bar(idx + 0.2, [r["latency_ms"]["ours"] for r in rows], 0.4, label="bnn-tf (TF 2.21)")
+    key = "latency_min_ms"
+    ax.bar(idx - 0.2, [r[key]["zoo"] for r in rows], 0.4, label="larq-zoo 2.4 (TF 2.15)")
+    ax.bar(idx + 0.2, [r[key]["ours"] for r in rows], 0.4, label="bnn-tf (TF 2.21)")
     ax.set_xticks(idx, [r["model"] for r in rows], rotation=30, ha="right")
-    ax.set_ylabel("LCE 0.16 latency, ms (x86_64, 1 thread)")
+    ax.set_ylabel("LCE 0.16 latency, min ms (x86_64, 1 thread)")
+    ax.set_yscale("log")
     ax.set_title("Same graphs and weights: LCE latency, interleaved")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path.with_suffix(".png"), dpi=120)
 
 
+def report(args) -> None:
+    """Print the docs tables (markdown) from the results JSONs."""
+    compat = RESULTS / f"{NAME}.json"
+    if compat.exists():
+        print(
+            "| model | params ours / zoo | .tflite MB ours / zoo | float ops left ours / zoo "
+            "| latency min ms ours / zoo | ratio (paired median) | weight load, max rel. Δ logits |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for r in json.loads(compat.read_text())["rows"]:
+            p = r.get("params", {})
+            params = f"{p.get('ours', 0):,} / {p.get('zoo', 0):,}" if p else "—"
+            size = (
+                "{:.2f} / {:.2f}".format(*(r["tflite_bytes"][k] / 1e6 for k in ("ours", "zoo")))
+                if "tflite_bytes" in r
+                else "—"
+            )
+            fl = "{ours} / {zoo}".format(**r["float_ops"]) if "float_ops" in r else "—"
+            lat = "{ours} / {zoo}".format(**r["latency_min_ms"]) if "latency_min_ms" in r else "—"
+            ratio = str(r.get("latency_ratio_paired_median", "—"))
+            if "zoo_convert_error" in r:
+                fl = lat = f"zoo: {r['zoo_convert_error']}"
+            load = r.get("weight_load", "—")
+            if "keras_rel_diff" in r:
+                load += f", {r['keras_rel_diff']['logits']:.1e}"
+            print(f"| `{r['model']}` | {params} | {size} | {fl} | {lat} | {ratio} | {load} |")
+    small = RESULTS / "larq_zoo_small.json"
+    if small.exists():
+        print()
+        print(
+            "| method | model | LCE binary | params | test acc | binary-MAC fraction "
+            "| .tflite bytes | LCE latency ms | Keras↔TFLite top-1 |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in json.loads(small.read_text())["rows"]:
+            print(f"| {r['method']} | `{r['model']}` | {'yes' if r['lce_binary'] else 'no'} "
+                  f"| {r['params']:,} | {r['test_accuracy']:.4f} | {r['binary_mac_fraction']:.4f} "
+                  f"| {r['tflite_bytes']:,} | {r['lce_latency_median_ms']} "
+                  f"| {r['keras_tflite_top1_agreement']:.3f} |")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--side", choices=("zoo", "ours", "small"), required=True)
+    parser.add_argument("--side", choices=("zoo", "ours", "small", "report"), required=True)
     parser.add_argument("--golden", action="store_true", help="zoo side: write golden tables")
     parser.add_argument("--convert", action="store_true", help="convert with LCE (and time)")
     parser.add_argument("--models", default="", help="comma-separated registry names")
     parser.add_argument("--artifacts", default="/work/build/zoo-artifacts")
     parser.add_argument("--images", type=int, default=8)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument(
+        "--reuse", action="store_true", help="ours: reuse <artifacts>/<model>_ours.tflite"
+    )
+    parser.add_argument("--pairs", type=int, default=30, help="interleaved ours/zoo call pairs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=3, help="small side: epochs")
     parser.add_argument("--limit-train", type=int, default=6000, help="small side: images")
     parser.add_argument("--batch-size", type=int, default=64, help="small side")
     args = parser.parse_args(argv)
-    {"zoo": zoo_side, "ours": ours_side, "small": small_side}[args.side](args)
+    {"zoo": zoo_side, "ours": ours_side, "small": small_side, "report": report}[args.side](args)
 
 
 if __name__ == "__main__":
