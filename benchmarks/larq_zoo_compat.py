@@ -124,6 +124,21 @@ def _randomise_statistics(model, seed: int) -> None:
                 w.assign(rng.uniform(0.0, 0.5, shape).astype("float32"))
 
 
+def op_sequence(flatbuffer: bytes) -> list[str]:
+    """Op names of the main subgraph in execution order."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if k.isupper()}
+    names = [
+        c.customCode.decode()
+        if c.customCode
+        else builtin[max(c.builtinCode, c.deprecatedBuiltinCode)]
+        for c in model.operatorCodes
+    ]
+    return [names[op.opcodeIndex] for op in model.subgraphs[0].operators or []]
+
+
 def op_census(flatbuffer: bytes) -> dict[str, int]:
     """Op name → count over all subgraphs (parsed with TFLite's schema, either environment)."""
     from tensorflow.lite.python import schema_py_generated as schema
@@ -319,6 +334,9 @@ def ours_side(args) -> None:
             row["op_counts"] = census
             row["float_ops"] = {k: float_ops(v) for k, v in census.items()}
             row["tflite_bytes"] = {"ours": len(ours_fb), "zoo": len(zoo_fb)}
+            # identical op sequences: the same kernels run, so equal latency is expected
+            # whatever a noisy timing says
+            row["same_op_sequence"] = op_sequence(ours_fb) == op_sequence(zoo_fb)
             timing = _time_interleaved({"ours": ours_fb, "zoo": zoo_fb}, x, args.pairs)
             row["latency_ms"] = timing["median_ms"]
             row["latency_min_ms"] = timing["min_ms"]
