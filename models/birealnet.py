@@ -61,3 +61,97 @@ def birealnet_small(
         block_kwargs=lambda: {"shortcut": "conv", **SIGN_KERNEL},
         name="birealnet_small",
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Bi-Real Net 18 at ImageNet size: larq-zoo 2.4's graph (weights= loads its .h5 files).
+# ---------------------------------------------------------------------------------------
+
+from typing import Any  # noqa: E402
+
+import larq as lq  # noqa: E402
+
+from bnn_tf.models._larq_zoo import finish, global_pool, zoo_input  # noqa: E402
+
+
+def _bireal_zoo_block(x: tf.Tensor, out_filters: int, *, name: str) -> tf.Tensor:
+    """larq-zoo's Bi-Real block: `BN(BConv3×3(approx_sign(x))) + shortcut(x)`, momentum 0.8.
+
+    Zero padding and the magnitude-aware kernel, as larq-zoo trains it (the small
+    model above uses `pad_values=1`; the two are not weight-compatible).
+    """
+    in_filters = int(x.shape[-1])
+    shortcut = x
+    if in_filters != out_filters:
+        shortcut = tf.keras.layers.AvgPool2D(2, strides=2, padding="same", name=f"{name}_pool")(x)
+        shortcut = tf.keras.layers.Conv2D(
+            out_filters, 1, use_bias=False, kernel_initializer="glorot_normal",
+            name=f"{name}_shortcut_conv",
+        )(shortcut)  # fmt: skip
+        shortcut = tf.keras.layers.BatchNormalization(momentum=0.8, name=f"{name}_shortcut_bn")(
+            shortcut
+        )
+    y = lq.layers.QuantConv2D(
+        out_filters, 3, strides=1 if in_filters == out_filters else 2, padding="same",
+        use_bias=False, input_quantizer="approx_sign", kernel_quantizer="magnitude_aware_sign",
+        kernel_constraint="weight_clip", kernel_initializer="glorot_normal", name=f"{name}_conv",
+    )(x)  # fmt: skip
+    y = tf.keras.layers.BatchNormalization(momentum=0.8, name=f"{name}_bn")(y)
+    return tf.keras.layers.Add(name=f"{name}_add")([y, shortcut])
+
+
+@register(
+    "birealnet",
+    description="Bi-Real Net 18 (larq-zoo 2.4 graph), ImageNet size",
+    lce_binary=True,
+    default_input_shape=(224, 224, 3),
+    family="bireal",
+    paper="Liu et al., Bi-Real Net, ECCV 2018",
+    tags=("large", "larq_zoo"),
+    training={
+        "name": "adam",
+        "learning_rate": 5e-3,
+        "lr_schedule": {"kind": "linear"},
+        "why": "larq-zoo TrainBiRealNet: Adam lr 5e-3 decayed linearly to 0, 300 epochs, batch 512",
+    },
+)
+def birealnet(
+    *,
+    input_shape: Sequence[int | None] = (224, 224, 3),
+    num_classes: int = 1000,
+    include_top: bool = True,
+    weights: Any = None,
+    classifier_activation: str | None = None,
+    filters: int = 64,
+) -> tf.keras.Model:
+    """Bi-Real Net 18, larq-zoo 2.4's graph (keras.applications-style; logits out by default).
+
+    Args:
+        input_shape: (height, width, channels).
+        num_classes: classes.
+        include_top: add global pool → Dense.
+        weights: None (random) or the path of a larq-zoo `.h5` weight file.
+        classifier_activation: None (logits) or "softmax" (larq-zoo's output).
+        filters: width of the first stage (doubled at each of the three later stages).
+    """
+    inputs = zoo_input(input_shape, num_classes)
+    x = tf.keras.layers.Conv2D(
+        filters, 7, strides=2, padding="same", use_bias=False,
+        kernel_initializer="glorot_normal", name="stem_conv",
+    )(inputs)  # fmt: skip
+    x = tf.keras.layers.BatchNormalization(momentum=0.8, name="stem_bn")(x)
+    x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
+    width, index = filters, 0
+    for stage in range(4):
+        if stage:
+            width *= 2
+        for _ in range(4):
+            x = _bireal_zoo_block(x, width, name=f"block{index}")
+            index += 1
+    if include_top:
+        x = global_pool(x)
+        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
+    return finish(
+        inputs, x, name="birealnet18", include_top=include_top,
+        classifier_activation=classifier_activation, weights=weights,
+    )  # fmt: skip

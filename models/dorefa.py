@@ -68,3 +68,125 @@ def dorefa_small(
         },
         name="dorefa_small",
     )
+
+
+# ---------------------------------------------------------------------------------------
+# DoReFa-Net (AlexNet) at ImageNet size: larq-zoo 2.4's graph (weights= loads its .h5 files).
+# ---------------------------------------------------------------------------------------
+
+from typing import Any  # noqa: E402
+
+from larq.quantizers import _BaseQuantizer  # noqa: E402
+
+from bnn_tf.models._larq_zoo import finish, zoo_input  # noqa: E402
+
+
+@tf.custom_gradient
+def _scaled_sign_identity_grad(x, scale):
+    return lq.math.sign(x) * scale, lambda dy: (dy, tf.zeros_like(scale))
+
+
+@tf.keras.utils.register_keras_serializable(package="bnn_tf", name="magnitude_aware_sign_unclipped")
+class MagnitudeAwareSignUnclipped(_BaseQuantizer):
+    r"""DoReFa's 1-bit weights: `E(|W|) · sign(W)` with one scale per layer.
+
+    Forward `mean(|W|) · sign(W)` (the mean over the whole kernel, without
+    gradient); backward: identity (no clipping), as in DoReFa-Net's eq. 5 for k = 1
+    (larq-zoo's `magnitude_aware_sign_unclipped`).
+    """
+
+    precision = 1
+
+    def call(self, inputs):
+        scale = tf.stop_gradient(tf.reduce_mean(tf.abs(inputs)))
+        return super().call(_scaled_sign_identity_grad(inputs, scale))
+
+
+@tf.keras.utils.register_keras_serializable(package="bnn_tf", name="clip_by_value_activation")
+def clip_by_value_activation(x: tf.Tensor) -> tf.Tensor:
+    """`clip(x, 0, 1)`: DoReFa-Net's bounded activation before the float classifier."""
+    return tf.clip_by_value(x, 0.0, 1.0)
+
+
+@register(
+    "dorefanet",
+    description="DoReFa-Net AlexNet (larq-zoo 2.4 graph): 1-bit weights, 2-bit activations",
+    lce_binary=False,
+    default_input_shape=(224, 224, 3),
+    family="dorefa",
+    paper="Zhou et al., DoReFa-Net, arXiv 1606.06160",
+    tags=("large", "larq_zoo"),
+    training={
+        "name": "adam",
+        "learning_rate": 2e-4,
+        "lr_schedule": {"kind": "step", "factor": 0.2, "every_epochs": 60},
+        "why": (
+            "larq-zoo TrainDoReFaNet: Adam lr 2e-4 (ε 1e-5), ×0.2 at 60 and 75, then ×0.1 "
+            "every 2 epochs from 82, 90 epochs, batch 256"
+        ),
+    },
+)
+def dorefanet(
+    *,
+    input_shape: Sequence[int | None] = (224, 224, 3),
+    num_classes: int = 1000,
+    include_top: bool = True,
+    weights: Any = None,
+    classifier_activation: str | None = None,
+    activations_k_bit: int = 2,
+) -> tf.keras.Model:
+    """DoReFa-Net (AlexNet), larq-zoo 2.4's graph (keras.applications-style; logits out by default).
+
+    NOT an LCE binary model: 2-bit activations convert to float `CONV_2D` (see above).
+
+    Args:
+        input_shape: (height, width, channels).
+        num_classes: classes.
+        include_top: add Flatten → 2 quantized FC blocks → clip → Dense.
+        weights: None (random) or the path of a larq-zoo `.h5` weight file.
+        classifier_activation: None (logits) or "softmax" (larq-zoo's output).
+        activations_k_bit: bits of the activations.
+    """
+    if activations_k_bit < 1:
+        raise ConfigError(f"activations_k_bit must be ≥ 1 (got {activations_k_bit}).")
+
+    def quant_kwargs():
+        return {
+            "input_quantizer": lq.quantizers.DoReFa(k_bit=activations_k_bit, mode="activations"),
+            "kernel_quantizer": MagnitudeAwareSignUnclipped(),
+            "use_bias": False,
+        }
+
+    def bn(name):
+        return tf.keras.layers.BatchNormalization(
+            scale=False, momentum=0.9, epsilon=1e-4, name=name
+        )
+
+    def conv_block(x, filters, kernel_size, *, pool=False, pool_padding="same", name):
+        x = lq.layers.QuantConv2D(
+            filters, kernel_size, padding="same", name=name, **quant_kwargs()
+        )(x)
+        x = bn(f"{name}_bn")(x)
+        if pool:
+            x = tf.keras.layers.MaxPool2D(3, strides=2, padding=pool_padding, name=f"{name}_pool")(
+                x
+            )
+        return x
+
+    inputs = zoo_input(input_shape, num_classes)
+    x = tf.keras.layers.Conv2D(96, 12, strides=4, padding="valid", name="stem_conv")(inputs)
+    x = conv_block(x, 256, 5, pool=True, name="conv2")
+    x = conv_block(x, 384, 3, pool=True, name="conv3")
+    x = conv_block(x, 384, 3, name="conv4")
+    x = conv_block(x, 256, 3, pool=True, pool_padding="valid", name="conv5")
+    if include_top:
+        x = tf.keras.layers.Flatten(name="flatten")(x)
+        for i in (6, 7):
+            x = lq.layers.QuantDense(4096, name=f"fc{i}", **quant_kwargs())(x)
+            x = bn(f"fc{i}_bn")(x)
+        x = tf.keras.layers.Activation(clip_by_value_activation, name="fc_clip")(x)
+        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
+    return finish(
+        inputs, x, name="dorefanet", include_top=include_top,
+        classifier_activation=classifier_activation, weights=weights,
+    )  # fmt: skip

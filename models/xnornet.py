@@ -64,3 +64,118 @@ def xnornet_small(
         bn_before_conv=True,
         name="xnornet_small",
     )
+
+
+# ---------------------------------------------------------------------------------------
+# XNOR-Net (AlexNet) at ImageNet size: larq-zoo 2.4's graph (weights= loads its .h5 files).
+# ---------------------------------------------------------------------------------------
+
+from typing import Any  # noqa: E402
+
+import larq as lq  # noqa: E402
+from larq.quantizers import _BaseQuantizer  # noqa: E402
+
+from bnn_tf.models._larq_zoo import finish, zoo_input  # noqa: E402
+
+
+@tf.keras.utils.register_keras_serializable(package="bnn_tf", name="xnor_weight_scale")
+class XnorWeightScale(_BaseQuantizer):
+    r"""larq-zoo's XNOR-Net kernel quantizer: `α_o · ste_sign(clip(W, −1, 1))`.
+
+    α_o = mean |clip(W, −1, 1)| over the filter (kernel axes 0, 1, 2), with its
+    gradient. Differs from `bnn_tf.methods.xnor.XnorWeight` only by clipping W
+    before α is taken, which larq-zoo's trained weights expect.
+    """
+
+    precision = 1
+
+    def call(self, inputs):
+        w = tf.clip_by_value(inputs, -1.0, 1.0)
+        alpha = tf.reduce_mean(tf.abs(w), axis=[0, 1, 2], keepdims=True)
+        return super().call(alpha * lq.quantizers.ste_sign(w))
+
+
+@register(
+    "xnornet",
+    description="XNOR-Net AlexNet (larq-zoo 2.4 graph): BN→sign→conv(α·sign W), ImageNet size",
+    lce_binary=True,
+    default_input_shape=(224, 224, 3),
+    family="xnornet",
+    paper="Rastegari et al., XNOR-Net, ECCV 2016",
+    tags=("large", "larq_zoo"),
+    training={
+        "name": "adam",
+        "learning_rate": 1e-3,
+        "lr_schedule": {"kind": "step", "factor": 0.5, "every_epochs": 19},
+        "why": (
+            "larq-zoo TrainXNORNet: Adam lr 1e-3, alternately ×0.5 and ×0.2 at epochs "
+            "19/30/44/53/66/76/86 of 100, batch 1200, l2 5e-7"
+        ),
+    },
+)
+def xnornet(
+    *,
+    input_shape: Sequence[int | None] = (224, 224, 3),
+    num_classes: int = 1000,
+    include_top: bool = True,
+    weights: Any = None,
+    classifier_activation: str | None = None,
+) -> tf.keras.Model:
+    """XNOR-Net (AlexNet), larq-zoo 2.4's graph (keras.applications-style; logits out by default).
+
+    Args:
+        input_shape: (height, width, channels).
+        num_classes: classes.
+        include_top: add the binary 1×1 FC → BN → ReLU → Flatten → Dense classifier.
+        weights: None (random) or the path of a larq-zoo `.h5` weight file.
+        classifier_activation: None (logits) or "softmax" (larq-zoo's output).
+    """
+
+    def regularizer():
+        return tf.keras.regularizers.l2(5e-7)
+
+    def quant_conv(filters, kernel, padding, name):
+        return lq.layers.QuantConv2D(
+            filters, kernel, padding=padding, use_bias=False, input_quantizer="ste_sign",
+            kernel_quantizer=XnorWeightScale(), kernel_constraint="weight_clip",
+            kernel_regularizer=regularizer(), name=name,
+        )  # fmt: skip
+
+    def bn(epsilon, name):
+        return tf.keras.layers.BatchNormalization(
+            momentum=0.9, scale=False, epsilon=epsilon, name=name
+        )
+
+    inputs = zoo_input(input_shape, num_classes)
+    x = tf.keras.layers.Conv2D(
+        96, 11, strides=4, padding="same", use_bias=False,
+        kernel_regularizer=regularizer(), name="stem_conv",
+    )(inputs)  # fmt: skip
+    x = bn(1e-5, "stem_bn")(x)
+    x = tf.keras.layers.Activation("relu", name="stem_relu")(x)
+    x = tf.keras.layers.MaxPool2D(3, strides=2, name="stem_pool")(x)
+    x = bn(1e-4, "conv2_pre_bn")(x)
+    x = quant_conv(256, 5, "same", "conv2")(x)
+    x = tf.keras.layers.MaxPool2D(3, strides=2, name="conv2_pool")(x)
+    x = bn(1e-4, "conv3_pre_bn")(x)
+    x = quant_conv(384, 3, "same", "conv3")(x)
+    x = bn(1e-4, "conv4_pre_bn")(x)
+    x = quant_conv(384, 3, "same", "conv4")(x)
+    x = bn(1e-4, "conv5_pre_bn")(x)
+    x = quant_conv(256, 3, "same", "conv5")(x)
+    x = tf.keras.layers.MaxPool2D(3, strides=2, name="conv5_pool")(x)
+    x = bn(1e-4, "fc6_pre_bn")(x)
+    x = quant_conv(4096, 6, "valid", "fc6")(x)
+    x = bn(1e-4, "fc7_pre_bn")(x)
+    if include_top:
+        x = quant_conv(4096, 1, "valid", "fc7")(x)
+        x = bn(1e-3, "fc7_bn")(x)
+        x = tf.keras.layers.Activation("relu", name="fc7_relu")(x)
+        x = tf.keras.layers.Flatten(name="flatten")(x)
+        x = tf.keras.layers.Dense(
+            num_classes, use_bias=False, kernel_regularizer=regularizer(), name="logits"
+        )(x)
+    return finish(
+        inputs, x, name="xnornet", include_top=include_top,
+        classifier_activation=classifier_activation, weights=weights,
+    )  # fmt: skip

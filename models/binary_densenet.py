@@ -1,0 +1,194 @@
+"""BinaryDenseNet 28 / 37 / 37-dilated / 45 (larq-zoo 2.4 graphs) and a small-input variant.
+
+Bethge, Yang, Bornstein, Meinel: "Back to Simplicity: How to Train Accurate
+BNNs from Scratch?", arXiv 1906.08637 (2019). Blocks and the from-scratch
+recipe (`FROM_SCRATCH`, registered as these models' `training`) in
+`bnn_tf.methods.binary_densenet`.
+
+| model | dense layers per stage | reductions | dilation |
+|---|---|---|---|
+| `binary_densenet28` | 6, 6, 6, 5 | 2.7, 2.7, 2.2 | 1, 1, 1, 1 |
+| `binary_densenet37` | 6, 8, 12, 6 | 3.3, 3.3, 4 | 1, 1, 1, 1 |
+| `binary_densenet37_dilated` | 6, 8, 12, 6 | 3.3, 3.3, 4 | 1, 1, 2, 4 |
+| `binary_densenet45` | 6, 12, 14, 8 | 2.7, 3.3, 4 | 1, 1, 1, 1 |
+| `binary_densenet_small` | 3, 3, 3 (default) | 2.7, 2.7 | 1, 1, 1 |
+
+Inputs below 50 pixels get larq-zoo's small stem (one Conv3×3, no pooling);
+larger ones the 7×7/2 conv → BN → ReLU → MaxPool 3×3/2 stem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import tensorflow as tf
+
+from bnn_tf.errors import ConfigError
+from bnn_tf.methods import binary_densenet as bdn
+from bnn_tf.models._larq_zoo import finish, global_pool, zoo_input
+from bnn_tf.models.registry import register
+
+PAPER = "Bethge et al., Back to Simplicity: How to Train Accurate BNNs from Scratch?, 2019"
+
+
+@dataclass(frozen=True)
+class DenseNetConfig:
+    layers: tuple[int, ...]
+    reduction: tuple[float, ...]
+    dilation_rate: tuple[int, ...]
+    learning_rate: float = 4e-3
+
+
+CONFIGS: dict[str, DenseNetConfig] = {
+    "binary_densenet28": DenseNetConfig((6, 6, 6, 5), (2.7, 2.7, 2.2), (1, 1, 1, 1)),
+    "binary_densenet37": DenseNetConfig((6, 8, 12, 6), (3.3, 3.3, 4), (1, 1, 1, 1)),
+    "binary_densenet37_dilated": DenseNetConfig((6, 8, 12, 6), (3.3, 3.3, 4), (1, 1, 2, 4)),
+    "binary_densenet45": DenseNetConfig((6, 12, 14, 8), (2.7, 3.3, 4), (1, 1, 1, 1), 8e-3),
+}
+
+
+def build_binary_densenet(
+    config: DenseNetConfig,
+    *,
+    input_shape: Sequence[int | None],
+    num_classes: int,
+    include_top: bool,
+    weights: Any = None,
+    classifier_activation: str | None = None,
+    initial_filters: int = 64,
+    growth_rate: int = bdn.GROWTH_RATE,
+    name: str,
+) -> tf.keras.Model:
+    """Stem → stages of binary dense layers joined by float transitions → BN → ReLU → head."""
+    if not (len(config.layers) == len(config.dilation_rate) == len(config.reduction) + 1):
+        raise ConfigError(
+            "BinaryDenseNet needs one dilation per stage and one reduction per transition "
+            f"(got {len(config.layers)} stages, {len(config.dilation_rate)} dilations, "
+            f"{len(config.reduction)} reductions)."
+        )
+    inputs = zoo_input(input_shape, num_classes)
+    if inputs.shape[1] and inputs.shape[1] < 50:
+        x = tf.keras.layers.Conv2D(
+            initial_filters, 3, padding="same", use_bias=False,
+            kernel_initializer="he_normal", name="stem_conv",
+        )(inputs)  # fmt: skip
+    else:
+        x = tf.keras.layers.Conv2D(
+            initial_filters, 7, strides=2, padding="same", use_bias=False,
+            kernel_initializer="he_normal", name="stem_conv",
+        )(inputs)  # fmt: skip
+        x = tf.keras.layers.BatchNormalization(
+            momentum=bdn.BN_MOMENTUM, epsilon=bdn.BN_EPSILON, name="stem_bn"
+        )(x)
+        x = tf.keras.layers.Activation("relu", name="stem_relu")(x)
+        x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
+    for stage, count in enumerate(config.layers):
+        for i in range(count):
+            x = bdn.dense_layer(
+                x, growth_rate=growth_rate, dilation_rate=config.dilation_rate[stage],
+                name=f"stage{stage}_dense{i}",
+            )  # fmt: skip
+        if stage < len(config.layers) - 1:
+            x = bdn.transition(
+                x, reduction=config.reduction[stage],
+                pool=config.dilation_rate[stage + 1] == 1, name=f"transition{stage}",
+            )  # fmt: skip
+    x = tf.keras.layers.BatchNormalization(
+        momentum=bdn.BN_MOMENTUM, epsilon=bdn.BN_EPSILON, name="final_bn"
+    )(x)
+    x = tf.keras.layers.Activation("relu", name="final_relu")(x)
+    if include_top:
+        x = global_pool(x)
+        x = tf.keras.layers.Dense(num_classes, kernel_initializer="he_normal", name="logits")(x)
+    return finish(
+        inputs, x, name=name, include_top=include_top,
+        classifier_activation=classifier_activation, weights=weights,
+    )  # fmt: skip
+
+
+def _training(config: DenseNetConfig) -> dict:
+    return {**bdn.FROM_SCRATCH, "learning_rate": config.learning_rate}
+
+
+def _register(name: str, label: str) -> None:
+    config = CONFIGS[name]
+
+    @register(
+        name,
+        description=(
+            f"{label} (larq-zoo 2.4 graph): dense layers {list(config.layers)}, "
+            f"reductions {list(config.reduction)}, dilations {list(config.dilation_rate)}"
+        ),
+        lce_binary=True,
+        default_input_shape=(224, 224, 3),
+        family="binary_densenet",
+        paper=PAPER,
+        tags=("large", "larq_zoo"),
+        training=_training(config),
+    )
+    def factory(
+        *,
+        input_shape: Sequence[int | None] = (224, 224, 3),
+        num_classes: int = 1000,
+        include_top: bool = True,
+        weights: Any = None,
+        classifier_activation: str | None = None,
+    ) -> tf.keras.Model:
+        return build_binary_densenet(
+            config, input_shape=input_shape, num_classes=num_classes,
+            include_top=include_top, weights=weights,
+            classifier_activation=classifier_activation, name=name,
+        )  # fmt: skip
+
+    factory.__name__ = name
+    factory.__doc__ = (
+        f"{label}, larq-zoo 2.4's graph (keras.applications-style; logits out by default).\n\n"
+        "Args:\n    input_shape: (height, width, channels).\n    num_classes: classes.\n"
+        "    include_top: add global pool → Dense.\n"
+        "    weights: None (random) or the path of a larq-zoo `.h5` weight file.\n"
+        '    classifier_activation: None (logits) or "softmax" (larq-zoo\'s output).\n'
+    )
+    globals()[name] = factory
+
+
+for _name, _label in [
+    ("binary_densenet28", "BinaryDenseNet28"), ("binary_densenet37", "BinaryDenseNet37"),
+    ("binary_densenet37_dilated", "BinaryDenseNet37Dilated"),
+    ("binary_densenet45", "BinaryDenseNet45"),
+]:  # fmt: skip
+    _register(_name, _label)
+
+SMALL_CONFIG = DenseNetConfig((3, 3, 3), (2.7, 2.7), (1, 1, 1))
+
+
+@register(
+    "binary_densenet_small",
+    description="BinaryDenseNet for 28×28 / 32×32: Conv3×3 stem, 3 stages × 3 dense layers (g=64)",
+    lce_binary=True,
+    default_input_shape=(28, 28, 1),
+    family="binary_densenet",
+    paper=PAPER,
+    training=_training(SMALL_CONFIG),
+)
+def binary_densenet_small(
+    *,
+    input_shape: Sequence[int] = (28, 28, 1),
+    num_classes: int = 10,
+    include_top: bool = True,
+    weights: Any = None,
+    layers: Sequence[int] = SMALL_CONFIG.layers,
+    reduction: Sequence[float] = SMALL_CONFIG.reduction,
+    growth_rate: int = bdn.GROWTH_RATE,
+) -> tf.keras.Model:
+    """BinaryDenseNet with larq-zoo's small-input stem (one float Conv3×3, no pooling).
+
+    Same dense layers (BN → sign → BConv3×3 → concat) and transitions (BN →
+    MaxPool 2 → ReLU → Conv1×1), fewer stages: 28 → 14 → 7 with three stages.
+    """
+    config = DenseNetConfig(tuple(layers), tuple(reduction), (1,) * len(layers))
+    return build_binary_densenet(
+        config, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
+        weights=weights, growth_rate=growth_rate, name="binary_densenet_small",
+    )  # fmt: skip

@@ -1,0 +1,111 @@
+"""BinaryResNetE18 (larq-zoo 2.4 graph).
+
+Bethge, Yang, Bornstein, Meinel: "Back to Simplicity: How to Train Accurate
+BNNs from Scratch?", arXiv 1906.08637 (2019), ResNetE: a ResNet-18 whose every
+3×3 conv is binary and has its own shortcut (twice the shortcuts of a
+ResNet block), with a float AvgPool 2×2/2 → Conv1×1 → BN shortcut where the
+width doubles. Binary convs: `SteSign(clip=1.25)` inputs and kernel, weight
+clip, zero padding; BN after each; stem Conv7×7/2 → BN → ReLU → MaxPool 3×3/2
+→ BN (larq-zoo's layout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import larq as lq
+import tensorflow as tf
+
+from bnn_tf.models._larq_zoo import finish, global_pool, zoo_input
+from bnn_tf.models.registry import register
+
+PAPER = "Bethge et al., Back to Simplicity: How to Train Accurate BNNs from Scratch?, 2019"
+CLIP = 1.25
+BN = {"momentum": 0.9, "epsilon": 1e-5}
+
+
+def resnet_e_block(x: tf.Tensor, filters: int, *, strides: int = 1, name: str) -> tf.Tensor:
+    """`BN(BConv3×3(sign(x))) + shortcut(x)`, shortcut AvgPool → Conv1×1 → BN on a width change."""
+    residual = x
+    if int(x.shape[-1]) != filters:
+        residual = tf.keras.layers.AvgPool2D(2, strides=2, name=f"{name}_shortcut_pool")(x)
+        residual = tf.keras.layers.Conv2D(
+            filters, 1, use_bias=False, kernel_initializer="glorot_normal",
+            name=f"{name}_shortcut_conv",
+        )(residual)  # fmt: skip
+        residual = tf.keras.layers.BatchNormalization(**BN, name=f"{name}_shortcut_bn")(residual)
+    y = lq.layers.QuantConv2D(
+        filters, 3, strides=strides, padding="same", use_bias=False,
+        input_quantizer=lq.quantizers.SteSign(clip_value=CLIP),
+        kernel_quantizer=lq.quantizers.SteSign(clip_value=CLIP),
+        kernel_constraint=lq.constraints.WeightClip(CLIP),
+        kernel_initializer="glorot_normal", name=f"{name}_conv",
+    )(x)  # fmt: skip
+    y = tf.keras.layers.BatchNormalization(**BN, name=f"{name}_bn")(y)
+    return tf.keras.layers.Add(name=f"{name}_add")([y, residual])
+
+
+@register(
+    "binary_resnet_e18",
+    description="BinaryResNetE18 (larq-zoo 2.4 graph): a shortcut around every binary 3×3 conv",
+    lce_binary=True,
+    default_input_shape=(224, 224, 3),
+    family="binary_resnet_e",
+    paper=PAPER,
+    tags=("large", "larq_zoo"),
+    training={
+        "name": "adam",
+        "learning_rate": 4e-3,
+        "lr_schedule": {"kind": "step", "factor": 0.3, "every_epochs": 70},
+        "why": (
+            "Bethge et al. 2019 (larq-zoo TrainBinaryResNetE18): from scratch, Adam lr 4e-3, "
+            "×0.3 at epochs 70, 90, 110 of 120, batch 1024, weight clip 1.25"
+        ),
+    },
+)
+def binary_resnet_e18(
+    *,
+    input_shape: Sequence[int | None] = (224, 224, 3),
+    num_classes: int = 1000,
+    include_top: bool = True,
+    weights: Any = None,
+    classifier_activation: str | None = None,
+    initial_filters: int = 64,
+) -> tf.keras.Model:
+    """BinaryResNetE18, larq-zoo 2.4's graph (keras.applications-style; logits out by default).
+
+    Args:
+        input_shape: (height, width, channels); below 50 pixels a Conv3×3 stem without pooling.
+        num_classes: classes.
+        include_top: add global pool → Dense.
+        weights: None (random) or the path of a larq-zoo `.h5` weight file.
+        classifier_activation: None (logits) or "softmax" (larq-zoo's output).
+    """
+    inputs = zoo_input(input_shape, num_classes)
+    if inputs.shape[1] and inputs.shape[1] < 50:
+        x = tf.keras.layers.Conv2D(
+            initial_filters, 3, padding="same", use_bias=False,
+            kernel_initializer="he_normal", name="stem_conv",
+        )(inputs)  # fmt: skip
+    else:
+        x = tf.keras.layers.Conv2D(
+            initial_filters, 7, strides=2, padding="same", use_bias=False,
+            kernel_initializer="he_normal", name="stem_conv",
+        )(inputs)  # fmt: skip
+        x = tf.keras.layers.BatchNormalization(**BN, name="stem_bn")(x)
+        x = tf.keras.layers.Activation("relu", name="stem_relu")(x)
+        x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
+        x = tf.keras.layers.BatchNormalization(**BN, name="stem_pool_bn")(x)
+    for stage, filters in enumerate((64, 128, 256, 512)):
+        for i in range(4):  # two ResNet-18 blocks, each with a shortcut per conv
+            strides = 2 if stage > 0 and i == 0 else 1
+            x = resnet_e_block(x, filters, strides=strides, name=f"stage{stage}_block{i}")
+    x = tf.keras.layers.Activation("relu", name="final_relu")(x)
+    if include_top:
+        x = global_pool(x)
+        x = tf.keras.layers.Dense(num_classes, kernel_initializer="glorot_normal", name="logits")(x)
+    return finish(
+        inputs, x, name="binary_resnet_e18", include_top=include_top,
+        classifier_activation=classifier_activation, weights=weights,
+    )  # fmt: skip
