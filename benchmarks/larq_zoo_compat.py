@@ -21,7 +21,7 @@ Runs in TWO environments (larq-zoo cannot be installed beside TF 2.21):
 2. Our environment:
 
        nice -n 10 .venv/bin/python benchmarks/larq_zoo_compat.py --side ours [--models a,b]
-           [--convert] [--pairs 30]
+           [--convert] [--pairs 30] [--zoo-python $BNN_LARQ_ZOO_PYTHON]
 
    Per model: build ours with `weights=<model>.h5` and larq-zoo's softmax,
    compare outputs (max |Δ| relative to the output's max |value|; goal ≤ 1e-4),
@@ -29,8 +29,11 @@ Runs in TWO environments (larq-zoo cannot be installed beside TF 2.21):
    flatbuffers (float ops = every op except LCE's binary ones), and time both
    under the same LCE interpreter (1 thread, indirect BGEMM where safe),
    alternating single calls ours/zoo `--pairs` times (see `_time_interleaved`).
-   Writes `benchmarks/results/larq_zoo_compat.json` and `.png` (merging rows of
-   earlier invocations, so large models can be run one at a time).
+   Writes `<results-dir>/larq_zoo_compat.json` and `.png` (default
+   `benchmarks/results`; merging rows of earlier invocations, so large models can
+   be run one at a time). With `--zoo-python PYTHON` (the side environment's
+   python, `$BNN_LARQ_ZOO_PYTHON`) it first runs step 1 for the same models
+   with that interpreter, so one command does both.
 
 3. Small-input variants (our environment), trained on Fashion-MNIST with their
    paper's recipe (the registered `training`, step schedules scaled to the budget):
@@ -38,7 +41,9 @@ Runs in TWO environments (larq-zoo cannot be installed beside TF 2.21):
        nice -n 10 .venv/bin/python benchmarks/larq_zoo_compat.py --side small \
            [--epochs 3] [--limit-train 6000]
 
-   writes `benchmarks/results/larq_zoo_small.json` (methods-table columns).
+   writes `<results-dir>/larq_zoo_small.json` (methods-table columns).
+
+`--side report` prints the docs tables from the results JSONs.
 
 The machine is shared (2 cores, ~8 engineers): the load average is recorded;
 compare the ours/zoo ratio, not absolute times.
@@ -46,19 +51,37 @@ compare the ours/zoo ratio, not absolute times.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import importlib.util
 import json
-import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+# stdlib only at its top level: it imports in the side environment (TF 2.15, no bnn_tf) too
+import harness
 import numpy as np
 
+BENCHMARK = harness.Benchmark(
+    name="larq_zoo_compat",
+    description="larq-zoo 2.4 compatibility: same graphs/weights/outputs, LCE op census, latency",
+    runs={
+        "larq_zoo_compat": ["--side", "ours", "--zoo-python", "$BNN_LARQ_ZOO_PYTHON", "--convert"],
+        "larq_zoo_small": ["--side", "small", "--epochs", "3", "--limit-train", "6000"],
+    },
+    smoke_args=[
+        "--side", "ours", "--zoo-python", "$BNN_LARQ_ZOO_PYTHON", "--models", "binary_alexnet",
+        "--artifacts", "{tmp}/zoo-artifacts", "--convert", "--images", "2", "--pairs", "2",
+    ],
+    manual="BNN_LARQ_ZOO_PYTHON=/work/build/zoo-venv/bin/python; $BNN_LARQ_ZOO_PYTHON "
+    "benchmarks/larq_zoo_compat.py --side zoo [--golden|--convert], then .venv/bin/python "
+    "benchmarks/larq_zoo_compat.py --side ours --convert (or --side ours --zoo-python "
+    "$BNN_LARQ_ZOO_PYTHON --convert: both steps); --side small",
+    requires_env=["BNN_LARQ_ZOO_PYTHON"],
+)  # fmt: skip
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 GOLDEN = ROOT / "tests" / "data" / "larq_zoo_golden"
 NAME = "larq_zoo_compat"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -258,21 +281,31 @@ def _time_interleaved(flatbuffers: dict[str, bytes], x: np.ndarray, pairs: int) 
     }
 
 
-def ours_side(args) -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+def _run_zoo_side(args) -> None:
+    """Step 1 for the same models, in the side environment (`--zoo-python`)."""
+    cmd = [args.zoo_python, str(Path(__file__).resolve()), "--side", "zoo"]
+    cmd += ["--artifacts", args.artifacts, "--images", str(args.images), "--seed", str(args.seed)]
+    cmd += ["--models", args.models] if args.models else []
+    cmd += ["--convert"] if args.convert else []
+    print("zoo side:", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def ours_side(args, argv: list[str] | None) -> None:
+    if args.zoo_python:
+        _run_zoo_side(args)
     import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
     # isort: split
     import tensorflow as tf
-    from _common import record_header
 
     from bnn_tf import converters
     from bnn_tf import models as zoo
 
-    load_before = os.getloadavg()
+    recorder = harness.Recorder(BENCHMARK, argv, args.results_dir)
     art = Path(args.artifacts)
     names = args.models.split(",") if args.models else list(MODELS)
-    out_path = RESULTS / f"{NAME}.json"
+    out_path = recorder.path(NAME)
     previous = json.loads(out_path.read_text()) if out_path.exists() else {}
     rows = {r["model"]: r for r in previous.get("rows", [])}
     for name in names:
@@ -347,16 +380,15 @@ def ours_side(args) -> None:
             row["tflite_rel_diff_probs"] = _relative(o["ours"], o["zoo"])
         rows[name] = row
         print(json.dumps({k: v for k, v in row.items() if k != "op_counts"}), flush=True)
-        record = {
-            **record_header(NAME, load_before),
-            "load_average_after": [round(v, 2) for v in os.getloadavg()],
-            "note": "shared 2-core machine; compare ours/zoo ratios, not absolute times",
-            "goal_rel_diff": GOAL_REL_DIFF,
-            "rows": [rows[k] for k in MODELS if k in rows],
-        }
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(record, indent=1) + "\n")
-    _plot(out_path)
+        recorder.write_json(
+            NAME,
+            {
+                "note": "shared 2-core machine; compare ours/zoo ratios, not absolute times",
+                "goal_rel_diff": GOAL_REL_DIFF,
+                "rows": [rows[k] for k in MODELS if k in rows],
+            },
+        )
+    _plot(recorder, [rows[k] for k in MODELS if k in rows])
 
 
 SMALL_MODELS = {
@@ -380,25 +412,22 @@ def _scaled_training(name: str, epochs: int):
     return optimizers.OptimizerConfig(**cfg, lr_schedule=optimizers.ScheduleConfig(**schedule))
 
 
-def small_side(args) -> None:
+def small_side(args, argv: list[str] | None) -> None:
     """Train the small-input variants on Fashion-MNIST as their papers train them (scaled)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
     # isort: split
     import tensorflow as tf
-    from _common import record_header
     from methods_table import mac_counts
 
     from bnn_tf import converters, data, training
     from bnn_tf import models as zoo
 
-    load_before = os.getloadavg()
+    recorder = harness.Recorder(BENCHMARK, argv, args.results_dir)
     splits = data.load("fashion_mnist", download=False)
     x_train = data.preprocess(splits.x_train[: args.limit_train])
     y_train = splits.y_train[: args.limit_train]
     x_test, y_test = data.preprocess(splits.x_test), splits.y_test
-    out_path = RESULTS / "larq_zoo_small.json"
     rows = []
     names = args.models.split(",") if args.models else list(SMALL_MODELS)
     for name in names:
@@ -441,42 +470,41 @@ def small_side(args) -> None:
             },
         })  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
-        record = {
-            **record_header("larq_zoo_small", load_before),
-            "load_average_after": [round(v, 2) for v in os.getloadavg()],
-            "note": "shared 2-core machine; accuracy is Keras on the full 10 000-image test set",
-            "rows": rows,
-        }
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(record, indent=1) + "\n")
+        recorder.write_json(
+            "larq_zoo_small",
+            {
+                "note": "shared 2-core machine; accuracy is Keras on the full 10 000-image test set",
+                "rows": rows,
+            },
+        )
 
 
-def _plot(path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in json.loads(path.read_text())["rows"] if "latency_min_ms" in r]
+def _plot(recorder: harness.Recorder, rows: list[dict]) -> None:
+    rows = [r for r in rows if "latency_min_ms" in r]
     if not rows:
         return
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows) + 2), 4))
-    idx = np.arange(len(rows))
+    fig, ax = harness.figure(size=(max(6, 0.8 * len(rows) + 2), 4))
     key = "latency_min_ms"
-    ax.bar(idx - 0.2, [r[key]["zoo"] for r in rows], 0.4, label="larq-zoo 2.4 (TF 2.15)")
-    ax.bar(idx + 0.2, [r[key]["ours"] for r in rows], 0.4, label="bnn-tf (TF 2.21)")
-    ax.set_xticks(idx, [r["model"] for r in rows], rotation=30, ha="right")
-    ax.set_ylabel("LCE 0.16 latency, min ms (x86_64, 1 thread)")
-    ax.set_yscale("log")
-    ax.set_title("Same graphs and weights: LCE latency, interleaved")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path.with_suffix(".png"), dpi=120)
+    harness.bars(
+        ax,
+        [r["model"] for r in rows],
+        {
+            "larq-zoo 2.4 (TF 2.15)": [r[key]["zoo"] for r in rows],
+            "bnn-tf (TF 2.21)": [r[key]["ours"] for r in rows],
+        },
+        log=True,
+        ylabel="LCE 0.16 latency, min ms (x86_64, 1 thread)",
+        title="Same graphs and weights: LCE latency, interleaved",
+    )
+    for label in ax.get_xticklabels():
+        label.set_rotation(30)
+        label.set_horizontalalignment("right")
+    recorder.write_png(NAME, fig, dpi=120)
 
 
-def report(args) -> None:
+def report(args, argv: list[str] | None = None) -> None:
     """Print the docs tables (markdown) from the results JSONs."""
-    compat = RESULTS / f"{NAME}.json"
+    compat = Path(args.results_dir) / f"{NAME}.json"
     if compat.exists():
         print(
             "| model | params ours / zoo | .tflite MB ours / zoo | float ops left ours / zoo "
@@ -500,7 +528,7 @@ def report(args) -> None:
             if "keras_rel_diff" in r:
                 load += f", {r['keras_rel_diff']['logits']:.1e}"
             print(f"| `{r['model']}` | {params} | {size} | {fl} | {lat} | {ratio} | {load} |")
-    small = RESULTS / "larq_zoo_small.json"
+    small = Path(args.results_dir) / "larq_zoo_small.json"
     if small.exists():
         print()
         print(
@@ -515,8 +543,8 @@ def report(args) -> None:
                   f"| {r['keras_tflite_top1_agreement']:.3f} |")  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = harness.argument_parser(BENCHMARK, __doc__)
     parser.add_argument("--side", choices=("zoo", "ours", "small", "report"), required=True)
     parser.add_argument("--golden", action="store_true", help="zoo side: write golden tables")
     parser.add_argument("--convert", action="store_true", help="convert with LCE (and time)")
@@ -527,13 +555,22 @@ def main(argv: list[str] | None = None) -> None:
         "--reuse", action="store_true", help="ours: reuse <artifacts>/<model>_ours.tflite"
     )
     parser.add_argument("--pairs", type=int, default=30, help="interleaved ours/zoo call pairs")
+    parser.add_argument(
+        "--zoo-python",
+        default="",
+        help="ours: run the zoo side first with this python (the side venv, $BNN_LARQ_ZOO_PYTHON)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=3, help="small side: epochs")
     parser.add_argument("--limit-train", type=int, default=6000, help="small side: images")
     parser.add_argument("--batch-size", type=int, default=64, help="small side")
     args = parser.parse_args(argv)
-    {"zoo": zoo_side, "ours": ours_side, "small": small_side, "report": report}[args.side](args)
+    if args.side == "zoo":
+        zoo_side(args)
+    else:
+        {"ours": ours_side, "small": small_side, "report": report}[args.side](args, argv)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -33,11 +33,13 @@ model alone trained for 9 minutes at the smaller budget).
 
 from __future__ import annotations
 
-import argparse
+import functools
 import json
 import os
 import time
 from pathlib import Path
+
+import harness
 
 # isort: off
 import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
@@ -45,15 +47,21 @@ import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
 # isort: on
 import numpy as np
 import tensorflow as tf
-from _common import record_header
 from methods_table import mac_counts
 
-from bnn_tf import atomic, converters, data, introspect, training
+from bnn_tf import converters, data, introspect, training
 from bnn_tf import models as zoo
 from bnn_tf.methods.multibasis import MultiBasisConv2D
 
-RESULTS = Path(__file__).parent / "results"
-NAME = "multibit"
+BENCHMARK = harness.Benchmark(
+    name="multibit",
+    description="multi-basis binarization (ABC-Net M×N, ReBNet, LSQ) vs DoReFa/float: "
+    "accuracy, LceBconv2d count, LCE latency",
+    default_args=["--epochs", "2", "--limit-train", "4000", "--limit-test", "2000"],
+    smoke_args=["--epochs", "1", "--limit-train", "128", "--limit-test", "128",
+                "--limit-parity", "32", "--rounds", "1", "--runs", "2", "--only", "abc_1x1"],
+)  # fmt: skip
+NAME = BENCHMARK.name
 TFLITE_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / "bnn_tf_multibit"
 
 # (key, zoo model, factory options, label, weight bases M, activation bases N, bits (w, a))
@@ -172,7 +180,7 @@ def run_one(key: str, name: str, options: dict, splits, args) -> dict:
 
 
 def interleaved_latency(keys: list[str], rounds: int, runs: int) -> dict[str, dict]:
-    """Median latency per model: `rounds` rounds, each timing `runs` runs of every model in turn."""
+    """Median latency per model and kernel, one call of each in turn (`harness.interleaved`)."""
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
     x = np.random.default_rng(0).uniform(-1, 1, (1, 28, 28, 1)).astype(np.float32)
@@ -183,33 +191,24 @@ def interleaved_latency(keys: list[str], rounds: int, runs: int) -> dict[str, di
         for k in keys
         for indirect in (False, True)
     }
-    times: dict[tuple, list[float]] = {k: [] for k in interpreters}
-    for it in interpreters.values():
-        for _ in range(5):
-            it.predict(x)
-    for _ in range(rounds):
-        for k, it in interpreters.items():
-            for _ in range(runs):
-                start = time.perf_counter()
-                it.predict(x)
-                times[k].append((time.perf_counter() - start) * 1e3)
+    timings = harness.interleaved(
+        {key: functools.partial(it.predict, x) for key, it in interpreters.items()},
+        rounds=rounds * runs,
+        warmup=5,
+        cpu_clock=time.thread_time,
+    )
     out: dict[str, dict] = {}
-    for (k, indirect), t in times.items():
+    for (k, indirect), t in timings.items():
         prefix = "latency_indirect" if indirect else "latency_default"
-        out.setdefault(k, {})[f"{prefix}_median_ms"] = round(float(np.median(t)), 3)
-        out[k][f"{prefix}_p90_ms"] = round(float(np.percentile(t, 90)), 3)
+        out.setdefault(k, {})[f"{prefix}_median_ms"] = round(float(np.median(t.wall_ms)), 3)
+        out[k][f"{prefix}_p90_ms"] = round(float(np.percentile(t.wall_ms, 90)), 3)
     return out
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(rows: list[dict]):
     # The curve: multi-basis rows against DoReFa/float; the seed rows live in the methods table.
     rows = [r for r in rows if r["model"] in CURVE_MODELS]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    fig, axes = harness.figure(2, size=(13, 5))
     ax = axes[0]
     abc = sorted((r for r in rows if r["key"].startswith("abc_") and "latency_default_median_ms" in r),
                  key=lambda r: r["bases_product"])  # fmt: skip
@@ -248,8 +247,7 @@ def plot(rows: list[dict], path: Path) -> None:
         "Multi-basis binarization on LCE binary kernels vs k-bit (float-emulated) and float"
     )
     fig.tight_layout()
-    atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
+    return fig
 
 
 def table_rows(rows: list[dict]) -> list[dict]:
@@ -276,8 +274,7 @@ def table_rows(rows: list[dict]) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    load_before = os.getloadavg()
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = harness.argument_parser(BENCHMARK, __doc__)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--limit-train", type=int, default=6000)
     p.add_argument("--limit-test", type=int, default=10000, help="test images for accuracy")
@@ -290,22 +287,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", default=[c[0] for c in CONFIGS])
     args = p.parse_args(argv)
 
-    conditions = {k: v for k, v in vars(args).items() if k not in ("only", "rounds", "runs")}
+    skip = ("only", "rounds", "runs", "results_dir")
+    conditions = {k: v for k, v in vars(args).items() if k not in skip}
     conditions.update(optimizer="legacy Adam on latent weights, cosine decay", dataset="fashion_mnist")  # fmt: skip
-    out = RESULTS / f"{NAME}.json"
+    recorder = harness.Recorder(BENCHMARK, argv, args.results_dir)
+    out = recorder.path(NAME)
     previous = json.loads(out.read_text()) if out.exists() else {}
     rows = previous.get("rows", []) if previous.get("conditions") == conditions else []
     splits = data.load("fashion_mnist")
-    header = record_header(NAME, load_before)
 
     def save(extra: dict | None = None) -> None:
-        record = {**header, "conditions": conditions, "rows": rows, **(extra or {})}
-        record["load_average_now"] = [round(v, 2) for v in os.getloadavg()]
+        record = {"conditions": conditions, "rows": rows, **(extra or {})}
         record["note"] = ("shared 2-core machine, other jobs running; compare rows with each other, "
                           "not with ARM numbers")  # fmt: skip
-        atomic.write_json(out, record)
-        atomic.write_json(RESULTS / "methods_table_multibit.json", {
-            **header, "conditions": conditions, "rows": table_rows(rows),
+        recorder.write_json(NAME, record)
+        recorder.write_json("methods_table_multibit", {
+            "conditions": conditions, "rows": table_rows(rows),
             "columns": "method, model, LCE binary, params, test acc, binary-MAC fraction, "
                        ".tflite bytes, LCE latency (ms, 1 thread), Keras↔TFLite top-1",
         })  # fmt: skip
@@ -337,7 +334,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.get('latency_indirect_median_ms')} ms indirect",
             flush=True,
         )
-    plot(rows, RESULTS / f"{NAME}.png")
+    recorder.write_png(NAME, plot(rows))
+    table = table_rows(rows)
+    if table:
+        fig, ax = harness.figure(size=(9, 4))
+        harness.bars(ax, [r["model"] for r in table], {"test accuracy": [r["test_accuracy"] for r in table]},
+                     horizontal=True, annotate="{:.3f}", xlabel="Fashion-MNIST test accuracy",
+                     title="new methods, methods-table budget")  # fmt: skip
+        fig.tight_layout()
+        recorder.write_png("methods_table_multibit", fig)
     return 0
 
 
