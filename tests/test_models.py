@@ -51,10 +51,14 @@ def test_headless_model_has_no_classifier(name):
 
 @pytest.mark.parametrize("name", SMALL_MODELS)
 def test_one_training_step_on_real_images_changes_the_loss(name, fmnist_small):
-    from bnn_tf import training
+    from bnn_tf import experiment, training
 
     tf.keras.utils.set_random_seed(1)
-    model = training.compile_model(zoo.build(name))
+    # Trained as `bnn-tf train` trains it: the model's paper optimizer, or the library default.
+    config = experiment.default_training(name).config
+    model = training.compile_model(
+        zoo.build(name), optimizer_config=config, steps_per_epoch=4, epochs=2
+    )
     x, y = fmnist_small["x_train"][:256], fmnist_small["y_train"][:256]
     before = model.evaluate(x, y, verbose=0)[0]
     model.fit(x, y, batch_size=64, epochs=2, verbose=0)
