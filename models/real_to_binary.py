@@ -79,7 +79,7 @@ def real_to_binary_net(
         )
     if include_top:
         head = f"{name}_block_10"
-        x = r2b._global_pool(x, f"{head}_global_pool")
+        x = r2b.global_pool(x, f"{head}global_pool")
         x = tf.keras.layers.Dense(num_classes, name=f"{head}_logits")(x)
         if classifier_activation == "softmax":
             # larq-zoo ends on a Softmax layer here (not Activation): same graph, same name

@@ -28,9 +28,12 @@ SCALING_R = 8
 KERNEL_INITIALIZER = "glorot_normal"
 
 
-def _global_pool(x: tf.Tensor, name: str) -> tf.Tensor:
-    # AveragePooling2D over the whole map + Flatten: faster than GlobalAveragePooling2D
-    # on LCE (larq-zoo's `global_pool`).
+def global_pool(x: tf.Tensor, name: str) -> tf.Tensor:
+    """Average over the whole feature map, as `AveragePooling2D` + `Flatten` (larq-zoo's layout).
+
+    The same values as `GlobalAveragePooling2D`, kept in this form so the graph
+    and its layer names match larq-zoo's and its weight files load.
+    """
     x = tf.keras.layers.AveragePooling2D(pool_size=tuple(x.shape[1:3]), name=f"{name}_pool")(x)
     return tf.keras.layers.Flatten(name=f"{name}_flatten")(x)
 
@@ -54,7 +57,7 @@ def data_driven_scale(
 ) -> tf.Tensor:
     """`conv_output · σ(W₂ ReLU(W₁ GAP(conv_input)))`, one gate per output channel."""
     in_filters, out_filters = int(conv_input.shape[-1]), int(conv_output.shape[-1])
-    z = _global_pool(conv_input, f"{name}_scaling_pool")
+    z = global_pool(conv_input, f"{name}_scaling_pool")
     z = tf.keras.layers.Dense(
         in_filters // scaling_r, activation="relu", use_bias=False,
         kernel_initializer="he_normal", name=f"{name}_scaling_dense_reduce",
