@@ -65,6 +65,8 @@ def kind_of(obj) -> str:
         ("callback", tf.keras.callbacks.Callback),
         ("schedule", tf.keras.optimizers.schedules.LearningRateSchedule),
         ("constraint", tf.keras.constraints.Constraint),
+        ("regularizer", tf.keras.regularizers.Regularizer),
+        ("initializer", tf.keras.initializers.Initializer),
     ):
         if issubclass(obj, base):
             return kind
@@ -182,7 +184,7 @@ def _write_case(key: str, obj, folder: Path, index: int) -> dict:
     kind = kind_of(obj)
     case = {"key": key, "kind": kind, "import": _needs_import(obj)}
     stem = folder / f"case{index}"
-    if kind in ("callback", "schedule", "constraint"):
+    if kind in ("callback", "schedule", "constraint", "regularizer", "initializer"):
         config = tf.keras.utils.serialize_keras_object(instantiate(obj))
         case["config"] = json.loads(json.dumps(config))
         return case
