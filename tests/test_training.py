@@ -214,6 +214,8 @@ def paper_model():
 
 
 def test_the_papers_optimizer_is_the_default_and_flags_override_it(paper_model):
+    from bnn_tf.models import registry
+
     choice = experiment.choose_optimizer(training.TrainConfig(model=paper_model))
     assert (choice.source, choice.config.name, choice.config.learning_rate) == (
         "paper",
@@ -233,7 +235,15 @@ def test_the_papers_optimizer_is_the_default_and_flags_override_it(paper_model):
         experiment.recipes.get("delayed_clipping"),
     )
     assert (recipe.source, recipe.config.name) == ("recipe", "adam")
-    library = experiment.choose_optimizer(training.TrainConfig(model="bnn_small"))
+    # A model that registers no training gets the library default (Bop + Adam).
+    zoo.register(
+        "no_paper_small", description="test model", lce_binary=True,
+        default_input_shape=(28, 28, 1),
+    )(zoo.info("bnn_small").factory)  # fmt: skip
+    try:
+        library = experiment.choose_optimizer(training.TrainConfig(model="no_paper_small"))
+    finally:
+        registry._REGISTRY.pop("no_paper_small")
     assert (library.source, library.config.name) == ("library", "bop")
 
 
