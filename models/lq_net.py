@@ -22,7 +22,7 @@ from bnn_tf.models.registry import register
     "lqnet_small",
     description="LQ-Net: K-bit weights on a learned basis (default 2) with sign activations; "
     "K LceBconv2d per conv",
-    lce_binary=True,
+    lce_binary=False,  # at bnn_small width LCE keeps float kernels for conv3-5 (docs/multibit.md)
     default_input_shape=SHAPE,
     float_twin="bnn_small_float",
     family="multibit",
