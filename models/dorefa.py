@@ -18,6 +18,7 @@ import larq as lq
 import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods import register_aliases
 from bnn_tf.models._parts import DEFAULT_WIDTHS, SHAPE, plain_small
 from bnn_tf.models.registry import register
 
@@ -100,6 +101,10 @@ class MagnitudeAwareSignUnclipped(_BaseQuantizer):
     def call(self, inputs):
         scale = tf.stop_gradient(tf.reduce_mean(tf.abs(inputs)))
         return super().call(_scaled_sign_identity_grad(inputs, scale))
+
+
+# Resolves by its alias and class name, like the quantizers in bnn_tf.methods (.h5 configs).
+register_aliases(MagnitudeAwareSignUnclipped, "magnitude_aware_sign_unclipped")
 
 
 @tf.keras.utils.register_keras_serializable(package="bnn_tf", name="clip_by_value_activation")

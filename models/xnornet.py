@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from bnn_tf.methods import register_aliases
 from bnn_tf.methods.xnor import XnorWeight
 from bnn_tf.models._parts import DEFAULT_WIDTHS, SHAPE, plain_small
 from bnn_tf.models.registry import register
@@ -93,6 +94,10 @@ class XnorWeightScale(_BaseQuantizer):
         w = tf.clip_by_value(inputs, -1.0, 1.0)
         alpha = tf.reduce_mean(tf.abs(w), axis=[0, 1, 2], keepdims=True)
         return super().call(alpha * lq.quantizers.ste_sign(w))
+
+
+# Resolves by its alias and class name, like the quantizers in bnn_tf.methods (.h5 configs).
+register_aliases(XnorWeightScale, "xnor_weight_scale")
 
 
 @register(
