@@ -302,7 +302,10 @@ TINY = {"widths": (16, 16, 32, 32, 32), "stem_width": 8}
 def test_models_are_registered_as_binary_and_trained_with_adam():
     for name in ("abcnet_small", "rebnet_small", "lsq_binary_small", "lqnet_small"):
         info = zoo.info(name)
-        assert info.lce_binary and info.family == "multibit" and info.paper
+        # LQ-Net's learned-basis kernel is not constant-folded by LCE at widths >= 128,
+        # so the model is registered as not (fully) binary (docs/multibit.md).
+        assert info.lce_binary == (name != "lqnet_small")
+        assert info.family == "multibit" and info.paper
         assert info.training["name"] == "adam" and info.training["why"]
 
 
