@@ -52,12 +52,13 @@ def matching_layers(student: tf.keras.Model, teacher: tf.keras.Model) -> list[st
     return list(names.values())
 
 
-@tf.keras.utils.register_keras_serializable(package="bnn_tf")
 class Distiller(tf.keras.Model):
     """Train `student` against labels and a frozen `teacher` (logit KD + optional attention).
 
     Only the student's variables are trained; `predict`/`evaluate` run the
-    student. Save `distiller.student`, not the distiller.
+    student. Save `distiller.student`, not the distiller: a Distiller is a
+    training-time wrapper and is deliberately not registered with Keras, so
+    saving one cannot produce a file that looks loadable but is not.
     """
 
     def __init__(
@@ -119,8 +120,9 @@ class Distiller(tf.keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def get_config(self) -> dict:
-        # A Distiller is a training-time wrapper; it is never saved (save `.student`).
-        return {"name": self.name}
+        raise NotImplementedError(
+            "A Distiller is not saved: save `distiller.student` (the trained model) instead."
+        )
 
 
 __all__ = ["Distiller", "attention_map", "kd_loss", "matching_layers"]

@@ -18,7 +18,7 @@ import larq as lq
 import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
-from bnn_tf.methods import register_aliases
+from bnn_tf.methods.dorefa import MagnitudeAwareSignUnclipped, clip_by_value_activation
 from bnn_tf.models._parts import DEFAULT_WIDTHS, SHAPE, plain_small
 from bnn_tf.models.registry import register
 
@@ -77,40 +77,7 @@ def dorefa_small(
 
 from typing import Any  # noqa: E402
 
-from larq.quantizers import _BaseQuantizer  # noqa: E402
-
 from bnn_tf.models._larq_zoo import finish, zoo_input  # noqa: E402
-
-
-@tf.custom_gradient
-def _scaled_sign_identity_grad(x, scale):
-    return lq.math.sign(x) * scale, lambda dy: (dy, tf.zeros_like(scale))
-
-
-@tf.keras.utils.register_keras_serializable(package="bnn_tf", name="magnitude_aware_sign_unclipped")
-class MagnitudeAwareSignUnclipped(_BaseQuantizer):
-    r"""DoReFa's 1-bit weights: `E(|W|) · sign(W)` with one scale per layer.
-
-    Forward `mean(|W|) · sign(W)` (the mean over the whole kernel, without
-    gradient); backward: identity (no clipping), as in DoReFa-Net's eq. 5 for k = 1
-    (larq-zoo's `magnitude_aware_sign_unclipped`).
-    """
-
-    precision = 1
-
-    def call(self, inputs):
-        scale = tf.stop_gradient(tf.reduce_mean(tf.abs(inputs)))
-        return super().call(_scaled_sign_identity_grad(inputs, scale))
-
-
-# Resolves by its alias and class name, like the quantizers in bnn_tf.methods (.h5 configs).
-register_aliases(MagnitudeAwareSignUnclipped, "magnitude_aware_sign_unclipped")
-
-
-@tf.keras.utils.register_keras_serializable(package="bnn_tf", name="clip_by_value_activation")
-def clip_by_value_activation(x: tf.Tensor) -> tf.Tensor:
-    """`clip(x, 0, 1)`: DoReFa-Net's bounded activation before the float classifier."""
-    return tf.clip_by_value(x, 0.0, 1.0)
 
 
 @register(

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from bnn_tf.methods import register_aliases
-from bnn_tf.methods.xnor import XnorWeight
+from bnn_tf.methods.xnor import XnorWeight, XnorWeightScale
 from bnn_tf.models._parts import DEFAULT_WIDTHS, SHAPE, plain_small
 from bnn_tf.models.registry import register
 
@@ -74,30 +73,8 @@ def xnornet_small(
 from typing import Any  # noqa: E402
 
 import larq as lq  # noqa: E402
-from larq.quantizers import _BaseQuantizer  # noqa: E402
 
 from bnn_tf.models._larq_zoo import finish, zoo_input  # noqa: E402
-
-
-@tf.keras.utils.register_keras_serializable(package="bnn_tf", name="xnor_weight_scale")
-class XnorWeightScale(_BaseQuantizer):
-    r"""larq-zoo's XNOR-Net kernel quantizer: `α_o · ste_sign(clip(W, −1, 1))`.
-
-    α_o = mean |clip(W, −1, 1)| over the filter (kernel axes 0, 1, 2), with its
-    gradient. Differs from `bnn_tf.methods.xnor.XnorWeight` only by clipping W
-    before α is taken, which larq-zoo's trained weights expect.
-    """
-
-    precision = 1
-
-    def call(self, inputs):
-        w = tf.clip_by_value(inputs, -1.0, 1.0)
-        alpha = tf.reduce_mean(tf.abs(w), axis=[0, 1, 2], keepdims=True)
-        return super().call(alpha * lq.quantizers.ste_sign(w))
-
-
-# Resolves by its alias and class name, like the quantizers in bnn_tf.methods (.h5 configs).
-register_aliases(XnorWeightScale, "xnor_weight_scale")
 
 
 @register(

@@ -162,9 +162,9 @@ def test_weights_other_than_a_path_are_refused_clearly(tmp_path):
 
 
 def test_custom_pieces_round_trip_through_a_keras_file_in_safe_mode(tmp_path, rng):
+    from bnn_tf.methods.dorefa import MagnitudeAwareSignUnclipped, clip_by_value_activation
     from bnn_tf.methods.quicknet import BlurPoolInitializer
-    from bnn_tf.models.dorefa import MagnitudeAwareSignUnclipped, clip_by_value_activation
-    from bnn_tf.models.xnornet import XnorWeightScale
+    from bnn_tf.methods.xnor import XnorWeightScale
 
     inputs = tf.keras.Input((8, 8, 3))
     x = lq.layers.QuantConv2D(4, 3, kernel_quantizer=XnorWeightScale(), input_quantizer="ste_sign")(

@@ -10,14 +10,16 @@ the missing example argument.
 Models are saved here and loaded back in FRESH processes (one per import
 set, so the whole file costs two interpreter start-ups): objects of the
 library with only `import bnn_tf`, objects of `bnn_tf.converters` with
-`import bnn_tf.converters`. The reloaded model must give the same outputs.
+`import bnn_tf.converters` (and of `bnn_tf.models` with `import bnn_tf.models`). The reloaded model must give the same outputs.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 import textwrap
@@ -28,7 +30,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bnn_tf import converters  # noqa: F401  registers the converters' layers too
+import bnn_tf
+from bnn_tf import converters
+
+# Import every module of the package, so the cases below do not depend on what other
+# test files happened to import first (the parametrisation is built at collection).
+for _module in pkgutil.walk_packages(bnn_tf.__path__, "bnn_tf."):
+    importlib.import_module(_module.name)
 
 FORMATS = ("keras", "h5")
 # Values for the required constructor arguments of registered classes.
@@ -173,7 +181,11 @@ def _optimizer_model(cls: type) -> tf.keras.Model:
 
 
 def _needs_import(obj) -> str:
-    return "bnn_tf.converters" if obj.__module__.startswith("bnn_tf.converters") else "bnn_tf"
+    """The one import a user needs before loading a file holding `obj`."""
+    for package in ("bnn_tf.converters", "bnn_tf.models"):
+        if obj.__module__.startswith(package):
+            return package
+    return "bnn_tf"
 
 
 def _cases() -> list[tuple[str, object]]:

@@ -1,17 +1,21 @@
-"""Every zoo model converts, its expected binary convs become LceBconv2d, and TFLite agrees with Keras.
+"""Every zoo model trains, converts, its expected binary convs become LceBconv2d, and TFLite agrees.
 
 Parametrised over `bnn_tf.models.available()`, so a newly registered model is
-covered without editing this file. Each model is first trained for 3 steps
-on 192 real Fashion-MNIST images (batch-norm statistics and weights move off
-their initial values), then converted (binary QuantDense rewritten to 1×1
-binary convs first, as `bnn-tf convert` does) and run on 100 real test images
-by Keras and by LCE's interpreter. Models tagged "large" (ImageNet size) run
-the same checks under `-m slow` on up-sampled images.
+covered without editing this file. Each model is trained for 8 steps (2
+epochs of 256 real Fashion-MNIST images, the training set-up the model is
+compiled with by default) and its inference-mode loss on those images must
+fall; then it is converted (binary QuantDense rewritten to 1×1 binary convs
+first, as `bnn-tf convert` does) and run on 100 real test images by Keras and
+by LCE's interpreter. Models tagged "large" (ImageNet size) run the same
+checks under `-m slow` on up-sampled images (32 of them, 4 steps).
 
-Each model runs in its own Python process: LCE's converter occasionally
-segfaulted (measured twice, in `convert_saved_model`, on the fifth model of a
-process that had already converted and run four) and a segfault must fail
-one test, not kill the whole test session.
+Models run in a worker process, not in the test process: LCE's converter
+occasionally segfaulted (measured twice, in `convert_saved_model`, on the
+fifth model of a process that had already converted and run four) and a
+segfault must fail one test, not kill the whole test session. One worker
+serves model after model (a Python + TensorFlow start-up per model cost
+~3 s × every model); when it dies, the model it was on is retried once in a
+fresh worker, and fails if that crashes too.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -33,15 +38,24 @@ KNOWN_GAPS: dict[str, str] = {
 }
 
 
-def _param(name: str):
-    marks = [pytest.mark.slow] if "large" in zoo.info(name).tags else []
-    if name in KNOWN_GAPS:
-        marks.append(pytest.mark.xfail(reason=KNOWN_GAPS[name], strict=True))
+# Models whose inference-mode loss does not fall in 8 steps, with the reason (none today:
+# quicknet_small_input's rises at seed 1 but falls at seed 0, the seed used; docs/larq_zoo.md).
+TRAINING_STEP_GAPS: dict[str, str] = {}
+# Small models whose layers a cheaper model of the same family already covers here; they
+# cost > 25 s each (ResNet-18 widths), so they run with the large ones under `-m slow`.
+SLOW_SMALL = {"recu_resnet18": "recu_resnet20 has the same ReCUConv2D blocks"}
+
+
+def _param(name: str, gaps: dict[str, str]):
+    marks = [pytest.mark.slow] if "large" in zoo.info(name).tags or name in SLOW_SMALL else []
+    if name in gaps:
+        marks.append(pytest.mark.xfail(reason=gaps[name], strict=True))
     return pytest.param(name, marks=marks)
 
 
 ALL_MODELS = zoo.available()
-PARAMS = [_param(name) for name in ALL_MODELS]
+PARAMS = [_param(name, KNOWN_GAPS) for name in ALL_MODELS]
+TRAINING_PARAMS = [_param(name, TRAINING_STEP_GAPS) for name in ALL_MODELS]
 # Top-1 agreement floor on 100 real images. Binary nets can flip a sign where
 # a pre-activation is ~0 and LCE sums in another order (BN folded into
 # thresholds), and deep nets a few steps into training have near-tied logits,
@@ -74,19 +88,22 @@ def check_model(name: str) -> dict:
 
     info = zoo.info(name)
     large = "large" in info.tags
-    n_train, n_test, batch = (32, 32, 8) if large else (192, 100, 64)
+    n_train, n_test, batch = (32, 32, 16) if large else (256, 100, 64)
     splits = data.load("fashion_mnist", download=False)
     x_train = _images_for(info.default_input_shape, data.preprocess(splits.x_train[:n_train]))
     x_test = _images_for(info.default_input_shape, data.preprocess(splits.x_test[:n_test]))
     y_train, y_test = splits.y_train[:n_train], splits.y_test[:n_test]
 
+    tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(0)
     model = zoo.build(name)
     if any(lq.optimizers.Bop.is_binary_variable(v) for v in model.trainable_variables):
         training.compile_model(model)
     else:  # float twins, ternary/k-bit models: Bop would claim no variable
         training.compile_model(model, optimizer=tf.keras.optimizers.legacy.Adam(1e-3))
-    model.fit(x_train, y_train, batch_size=batch, epochs=1, verbose=0)
+    loss_before = float(model.evaluate(x_train, y_train, batch_size=batch, verbose=0)[0])
+    model.fit(x_train, y_train, batch_size=batch, epochs=2, verbose=0)
+    loss_after = float(model.evaluate(x_train, y_train, batch_size=batch, verbose=0)[0])
 
     rewritten = converters.rewrite_binary_dense(model)
     if introspect.find(rewritten, EBConv2D):
@@ -97,6 +114,8 @@ def check_model(name: str) -> dict:
     report = converters.conversion_report(rewritten, flatbuffer)
     result = converters.verify(model, flatbuffer, x_test, y_test)
     return {
+        "loss_before": loss_before,
+        "loss_after": loss_after,
         "lce_binary": info.lce_binary,
         "expected_binary": converters.binary_conv_layers(rewritten),
         "actual": {row.name: row.actual for row in report.layers},
@@ -110,14 +129,80 @@ def check_model(name: str) -> dict:
     }
 
 
+class _Worker:
+    """A child process that runs `check_model` for each name written to its stdin."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.results: dict[str, dict] = {}
+        # A file, not a pipe: an unread pipe fills up and blocks the worker.
+        self.stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115  closed in close()
+
+    def _start(self) -> subprocess.Popen:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self.stderr.seek(0)
+        self.stderr.truncate()
+        return subprocess.Popen(
+            [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.stderr, text=True, env=env,
+        )  # fmt: skip
+
+    def _ask(self, name: str) -> dict | None:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self._start()
+        self.proc.stdin.write(name + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        return json.loads(line) if line.startswith("{") else None
+
+    def result(self, name: str) -> dict:
+        if name not in self.results:
+            r = self._ask(name)
+            if r is None:  # the worker died: once more in a fresh one, so a crash is this model's
+                self.close()
+                r = self._ask(name)
+            if r is None:
+                code = self.proc.wait()
+                self.stderr.seek(0)
+                r = {"crash": f"worker exited {code}\n{self.stderr.read()[-3000:]}"}
+                self.close()
+            self.results[name] = r
+        return self.results[name]
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def worker():
+    w = _Worker()
+    yield w
+    w.close()
+    w.stderr.close()
+
+
+def _result(worker: _Worker, name: str) -> dict:
+    r = worker.result(name)
+    assert "crash" not in r, f"{name}: {r['crash']}"
+    assert "error" not in r, f"{name}: {r['error']}"
+    return r
+
+
+@pytest.mark.parametrize("name", TRAINING_PARAMS)
+def test_zoo_model_trains_on_real_images(name, worker):
+    r = _result(worker, name)
+    before, after = r["loss_before"], r["loss_after"]
+    assert after == after and after < float("inf"), f"{name}: loss is {after}"
+    if "large" not in zoo.info(name).tags:  # 4 steps on 32 up-sampled images prove little
+        assert after < before, f"{name}: loss did not fall ({before:.3f} → {after:.3f})"
+
+
 @pytest.mark.parametrize("name", PARAMS)
-def test_zoo_model_converts_with_binary_kernels_and_matches_keras(name):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(
-        [sys.executable, __file__, name], capture_output=True, text=True, timeout=1800, env=env
-    )
-    assert proc.returncode == 0, f"{name}: child exited {proc.returncode}\n{proc.stderr[-3000:]}"
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
+def test_zoo_model_converts_with_binary_kernels_and_matches_keras(name, worker):
+    r = _result(worker, name)
 
     # The lint's prediction is what LCE did, layer by layer (the lint is trustworthy).
     assert not r["lint_mismatches"], "\n" + r["report"]
@@ -132,6 +217,24 @@ def test_zoo_model_converts_with_binary_kernels_and_matches_keras(name):
     assert r["agreement"] >= MIN_AGREEMENT, f"{name}: {r['verify']}"
 
 
+def _serve() -> None:
+    """Worker loop: a model name per stdin line, one JSON line per model on stdout."""
+    import traceback
+
+    out = sys.stdout
+    sys.stdout = sys.stderr  # whatever TensorFlow/LCE print must not break the protocol
+    for line in sys.stdin:
+        name = line.strip()
+        try:
+            result = check_model(name)
+        except Exception:  # noqa: BLE001  reported by the parent test, the worker goes on
+            result = {"error": traceback.format_exc()[-3000:]}
+        out.write(json.dumps(result) + "\n")
+        out.flush()
+
+
 if __name__ == "__main__":
-    # Child process: print one JSON line (the last line of stdout) for the parent test.
-    print(json.dumps(check_model(sys.argv[1])), flush=True)
+    if sys.argv[1:] == ["--serve"]:
+        _serve()
+    else:  # one model by hand: python tests/test_zoo_parity.py NAME
+        print(json.dumps(check_model(sys.argv[1]), indent=1))

@@ -81,6 +81,23 @@ class XnorWeight(_BaseQuantizer):
 register_aliases(XnorWeight, "xnor_weight")
 
 
+@tf.keras.utils.register_keras_serializable(package="bnn_tf", name="xnor_weight_scale")
+class XnorWeightScale(_BaseQuantizer):
+    r"""larq-zoo's XNOR-Net kernel quantizer: `α_o · ste_sign(clip(W, −1, 1))`.
+
+    α_o = mean |clip(W, −1, 1)| over the filter (kernel axes 0, 1, 2), with its
+    gradient. Differs from `XnorWeight` only by clipping W
+    before α is taken, which larq-zoo's trained weights expect.
+    """
+
+    precision = 1
+
+    def call(self, inputs):
+        w = tf.clip_by_value(inputs, -1.0, 1.0)
+        alpha = tf.reduce_mean(tf.abs(w), axis=[0, 1, 2], keepdims=True)
+        return super().call(alpha * lq.quantizers.ste_sign(w))
+
+
 @tf.keras.utils.register_keras_serializable(package="bnn_tf")
 class XnorScale(tf.keras.layers.Layer):
     r"""XNOR-Net++ learned output scale Γ: `y = x · Γ`.
