@@ -30,7 +30,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from bnn_tf import atomic, data, optimizers, recipes, training
+from bnn_tf import atomic, budget, data, optimizers, recipes, training
 from bnn_tf import models as zoo
 from bnn_tf.errors import ConfigError, ResumeMismatchError
 from bnn_tf.training import TrainConfig
@@ -240,13 +240,20 @@ def train(
         twin_kwargs = {k: v for k, v in kwargs.items() if k != "kernel_constraint"}
         teacher = lambda: zoo.build(twin, **shape, **twin_kwargs)  # noqa: E731
     _check_same_optimizer(out, choice)
-    training.write_run_file(out, config, splits, extra={"optimizer": choice.to_dict()})
     start = time.perf_counter()
+    epochs, extra_callbacks, plan = config.epochs, [], None
+    if config.time_budget is not None:
+        plan, stopper, before = _plan_budget(config, out, recipe, choice, build, teacher, td, log)
+        epochs, extra_callbacks = plan.epochs, [stopper]
+    extra = {"optimizer": choice.to_dict()}
+    if plan is not None:
+        extra["time_budget"] = plan.to_dict()
+    training.write_run_file(out, config, splits, extra=extra)
     model, record = recipes.run(
         recipe,
         lambda: first.pop() if first else build(),
         td.train,
-        epochs=config.epochs,
+        epochs=epochs,
         out_dir=out,
         steps_per_epoch=td.steps_per_epoch,
         validation_data=td.validation,
@@ -256,6 +263,7 @@ def train(
         log=log,
         jit_compile=config.jit_compile,
         flat=flat,
+        callbacks=extra_callbacks,
     )
     if not flat:
         # The last stage may have trained through a Distiller: compile the student itself.
@@ -270,7 +278,7 @@ def train(
         "recipe": config.recipe,
         "optimizer": choice.config.name,
         "optimizer_choice": choice.to_dict(),
-        "epochs": config.epochs,
+        "epochs": epochs,
         "stage_epochs": record["stage_epochs"],
         "test_accuracy": float(test_acc),
         "validation_accuracy": _last_validation_accuracy(out),
@@ -285,8 +293,76 @@ def train(
             "curves": str(out / training.CURVES_FILE),
         },
     }
+    if plan is not None:
+        took = time.perf_counter() - start + before
+        summary["time_budget"] = {
+            **plan.to_dict(),
+            "actual_seconds": round(took, 1),
+            "stopped_at_deadline": stopper.stopped,
+        }
+        log(
+            f"time budget: planned {plan.planned_seconds / 60:.1f} of {plan.minutes:g} min, "
+            f"took {took / 60:.1f} min"
+            + ("; stopped at the deadline inside an epoch" if stopper.stopped else "")
+        )
     atomic.write_json(out / training.SUMMARY_FILE, summary)
     return summary
+
+
+def _plan_budget(
+    config: TrainConfig,
+    out: Path,
+    recipe: recipes.Recipe,
+    choice: OptimizerChoice,
+    build: Callable[[], tf.keras.Model],
+    teacher: Callable[[], tf.keras.Model] | None,
+    td: training.TrainData,
+    log: Callable[[str], None],
+) -> tuple[budget.Plan, budget.StopAtDeadline, float]:
+    """Measure and plan a `--time-budget` run, or take the plan of the run being resumed.
+
+    Returns:
+        The plan, the callback that holds its deadline, and the seconds of the
+        budget that earlier sessions of this run spent (0 for a new run).
+    """
+    start = time.perf_counter()
+    previous = (training.read_run_file(out) or {}).get("time_budget")
+    if previous is not None and previous.get("minutes") == config.time_budget:
+        plan = budget.Plan.from_dict(previous)
+        trained = budget.seconds_trained(out)
+        log(f"time budget: resuming with the plan in {out} ({trained / 60:.1f} min trained)")
+        before = plan.measure_seconds + trained
+        deadline = start + 60 * plan.minutes - before - plan.final_seconds
+        return plan, budget.StopAtDeadline(deadline), before
+
+    log(f"time budget: {config.time_budget:g} min; measuring the step time…")
+
+    def compiler(config: optimizers.OptimizerConfig) -> Callable[[tf.keras.Model], object]:
+        # A step costs the same whatever length its schedules are built for.
+        return lambda model: training.compile_model(
+            model, optimizer_config=config, steps_per_epoch=td.steps_per_epoch, epochs=1
+        )
+
+    student = budget.measure_model(build, compiler(choice.config), td.train, td.validation)
+    teacher_timing = None
+    if teacher is not None:
+        adam = compiler(replace(choice.config, name="adam"))
+        teacher_timing = budget.measure_model(teacher, adam, td.train, td.validation)
+    d = td.splits.description.splits
+    plan = budget.plan(
+        config.time_budget,
+        student=student,
+        steps_per_epoch=td.steps_per_epoch,
+        validation_images=d["validation"],
+        test_images=d["test"],
+        stages=len(recipe.stages),
+        measure_seconds=time.perf_counter() - start,
+        teacher=teacher_timing,
+        teacher_epochs=recipe.kd.teacher_epochs if recipe.kd else 0,
+        distilled_stages=1.0 if recipe.kd else 0.0,
+    )
+    log(f"time budget: {plan.describe()}")
+    return plan, budget.StopAtDeadline(start + 60 * plan.minutes - plan.final_seconds), 0.0
 
 
 def _last_validation_accuracy(out: Path) -> float | None:

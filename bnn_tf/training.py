@@ -294,6 +294,16 @@ class TrainConfig:
         ),
     )
 
+    time_budget: float | None = field(
+        default=None,
+        metadata=_help(
+            "minutes for the whole run (measuring, a KD teacher, every stage, the final "
+            "evaluation): measures the step time, plans the epochs (instead of --epochs) so the "
+            "schedules end in time, and stops at the budget (bnn_tf.budget)",
+            metavar="MINUTES",
+        ),
+    )
+
     # --- own data (issue 15). `data` overrides `dataset` when set.
     data: str | None = field(
         default=None,
@@ -369,6 +379,11 @@ class TrainConfig:
             raise ConfigError(
                 f"val_split must be in [0, 1) (got {self.val_split}). Fix: e.g. --val-split 0.1."
             )
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ConfigError(
+                f"time_budget must be > 0 minutes (got {self.time_budget}). Fix: e.g. "
+                "--time-budget 60."
+            )
         if self.limit_train is not None and self.limit_train < 1:
             raise ConfigError(f"limit_train must be ≥ 1 (got {self.limit_train}).")
         if self.jit_compile and self.recipe is not None:
@@ -440,6 +455,10 @@ def check_resume(out: Path, config: TrainConfig) -> str:
     return "finished" if finished else "resume"
 
 
+# Batch size of the validation and test pipelines (evaluation only: no gradients).
+EVAL_BATCH_SIZE = 512
+
+
 @dataclass
 class TrainData:
     """The data side of a run: where it came from and the pipelines built from it.
@@ -507,12 +526,14 @@ def load_train_data(
         "train", batch_size=config.batch_size, training=True, augment=config.augment,
         seed=config.seed,
     )  # fmt: skip
-    validation = images.dataset("validation", batch_size=512) if len(images.val_part) else None
+    validation = (
+        images.dataset("validation", batch_size=EVAL_BATCH_SIZE) if len(images.val_part) else None
+    )
     n_train = len(images.train_part)
     return TrainData(
         splits=images,
         train=train_ds,
-        test=images.dataset("test", batch_size=512),
+        test=images.dataset("test", batch_size=EVAL_BATCH_SIZE),
         validation=validation,
         train_images=n_train,
         steps_per_epoch=-(-n_train // config.batch_size),

@@ -126,6 +126,15 @@ def _group_split_layer():
     ).layers[0]
 
 
+# Objects tf_keras cannot reload from a legacy .h5 file, with the reason: they are checked in
+# the .keras format only, and `test_known_h5_gaps_still_fail` shows when that changes.
+H5_GAPS = {
+    "bnn_tf>clip_by_value_activation": "tf_keras saves a registered activation *function* in "
+    "the new config format ({'class_name': 'function', ...}) but its .h5 loader reads it with "
+    "the legacy one ('Unknown activation function: function'); kept as a function because "
+    "larq-zoo's DoReFaNet graph (layer for layer, tests/test_larq_zoo_compat.py) uses one",
+}
+
 # Classes that need more than their constructor's required arguments.
 FACTORIES = {"GroupSplitConv2D": _group_split_layer}
 
@@ -217,6 +226,8 @@ def _write_case(key: str, obj, folder: Path, index: int) -> dict:
         np.save(f"{stem}_y{j}.npy", o)
     case.update(stem=str(stem), outputs=len(outputs), files={})
     for fmt in FORMATS:
+        if fmt == "h5" and key in H5_GAPS:
+            continue
         path = f"{stem}.{fmt}"
         model.save(path)
         case["files"][fmt] = path
@@ -302,6 +313,19 @@ def test_every_registered_object_has_an_example():
 @pytest.mark.parametrize("key", [key for key, _ in _cases()])
 def test_round_trips_in_a_fresh_process(key, fresh_process_errors):
     assert key not in fresh_process_errors, fresh_process_errors[key]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [pytest.param(k, marks=pytest.mark.xfail(reason=r, strict=True)) for k, r in H5_GAPS.items()],
+)
+def test_known_h5_gaps_still_fail(key, tmp_path):
+    obj = _registered()[key]
+    model = {"activation": _activation_model, "layer": _layer_model}[kind_of(obj)](obj)
+    model.save(tmp_path / "m.h5")
+    x = np.random.default_rng(0).normal(size=(1, *model.inputs[0].shape[1:])).astype("float32")
+    loaded = tf.keras.models.load_model(tmp_path / "m.h5")
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-5)
 
 
 @pytest.mark.parametrize("alias", sorted(_aliases()))

@@ -1,0 +1,271 @@
+"""Training within a time budget: measure the step time, plan the epochs, stop at the deadline.
+
+`bnn-tf train MODEL --time-budget MINUTES` (or `TrainConfig(time_budget=...)`)
+trains as many epochs as fit in the budget, planned *before* training so that
+every schedule (learning rate, Bop γ, ReCU's τ, EDE, recipe stages) is built
+for the planned length and ends at the budget:
+
+1. **Measure.** A throw-away copy of the model, compiled with the run's
+   optimizer, trains a few batches; the batches after the first (which
+   traces the graph) give the step time. A few validation batches give the
+   evaluation time. With a distilling recipe, the float teacher is measured
+   the same way.
+2. **Plan.** `epochs = ⌊(budget − measurement − fixed) · (1 − margin) / epoch⌋`,
+   with `epoch = steps_per_epoch · step + validation`, `fixed` the teacher's
+   epochs, one graph tracing per stage and the final test evaluation, and
+   `margin` (5 %) for what the measurement misses. A distilled step is
+   counted as a student step plus half a teacher step (the teacher's forward
+   pass only); this is an estimate, and step 3 holds the budget regardless.
+3. **Stop.** `StopAtDeadline` ends training at the first batch past the
+   deadline (the budget minus the final evaluation and saving), and at an
+   epoch's end when the next epoch, as long as the longest so far, would
+   pass it. The model, history and summary are written as for a finished
+   run, so the budget holds even when the plan was optimistic (a busy
+   machine, a slow first epoch).
+
+The plan is written into `run.json`; a resumed run keeps it and its deadline
+counts the epochs already trained (their `seconds` in each `history.json`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import tensorflow as tf
+
+from bnn_tf import training
+from bnn_tf.errors import ConfigError
+
+# Share of the budget kept free for what the measurement does not see (epoch-end
+# checkpoints, plots, the Python between epochs).
+MARGIN = 0.05
+# Batches timed after the first one (which traces the graph).
+MEASURED_STEPS = 8
+VALIDATION_STEPS = 3
+# Forward pass of the teacher in a distillation step, as a share of its training step.
+TEACHER_FORWARD_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a budgeted run measured and planned (`run.json` and the summary keep it)."""
+
+    minutes: float
+    epochs: int
+    step_seconds: float
+    trace_seconds: float
+    validation_seconds: float
+    epoch_seconds: float
+    measure_seconds: float
+    fixed_seconds: float
+    planned_seconds: float
+    teacher_step_seconds: float | None = None
+    final_seconds: float = 0.0
+
+    def describe(self) -> str:
+        return (
+            f"{self.minutes:g} min → {self.epochs} epochs of ≈{self.epoch_seconds:.1f} s "
+            f"(step {1000 * self.step_seconds:.1f} ms measured, graph tracing "
+            f"{self.trace_seconds:.1f} s, measuring took {self.measure_seconds:.1f} s); "
+            f"planned {self.planned_seconds / 60:.1f} min"
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Plan:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """Seconds of a model's first training batch (tracing), of the ones after it, and of
+    evaluating one image."""
+
+    trace_seconds: float
+    step_seconds: float
+    evaluation_seconds_per_image: float
+
+
+class _BatchClock(tf.keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+
+def _images(dataset: tf.data.Dataset) -> list[int]:
+    return [int(tf.shape(x)[0]) for x, *_ in dataset]
+
+
+def measure_steps(
+    model: tf.keras.Model,
+    train_data: tf.data.Dataset,
+    validation_data: tf.data.Dataset | None,
+    *,
+    steps: int = MEASURED_STEPS,
+) -> StepTiming:
+    """Train `model` (compiled; it is changed: pass a throw-away copy) for `1 + steps` batches.
+
+    Raises:
+        ConfigError: the training data has fewer than 2 batches.
+    """
+    clock = _BatchClock()
+    start = time.perf_counter()
+    model.fit(train_data.take(1 + steps), epochs=1, verbose=0, callbacks=[clock])
+    ends = [start, *clock.ends]
+    if len(ends) < 3:
+        raise ConfigError(
+            "--time-budget measures the step time on the first batches, but the training data "
+            f"has only {len(ends) - 1} batch(es). Fix: use more images or a smaller --batch-size."
+        )
+    trace = ends[1] - ends[0]
+    step = (ends[-1] - ends[1]) / (len(ends) - 2)
+    per_image = 0.0
+    if validation_data is not None:
+        batches = validation_data.take(VALIDATION_STEPS).cache()
+        model.evaluate(batches, verbose=0)  # traces the test graph (and fills the cache)
+        start = time.perf_counter()
+        model.evaluate(batches, verbose=0)
+        per_image = (time.perf_counter() - start) / sum(_images(batches))
+    return StepTiming(trace, step, per_image)
+
+
+def plan(
+    minutes: float,
+    *,
+    student: StepTiming,
+    steps_per_epoch: int,
+    validation_images: int,
+    test_images: int,
+    stages: int = 1,
+    measure_seconds: float = 0.0,
+    teacher: StepTiming | None = None,
+    teacher_epochs: int = 0,
+    distilled_stages: float = 0.0,
+) -> Plan:
+    """The epochs that fit in `minutes` (see the module docstring for the formula).
+
+    Args:
+        distilled_stages: share of the student's epochs trained through a teacher (0–1).
+
+    Raises:
+        ConfigError: not one epoch fits.
+    """
+    budget = 60.0 * minutes
+    step = student.step_seconds
+    if teacher is not None and distilled_stages:
+        step += distilled_stages * TEACHER_FORWARD_SHARE * teacher.step_seconds
+    validation = validation_images * student.evaluation_seconds_per_image
+    epoch = steps_per_epoch * step + validation
+    fixed = stages * student.trace_seconds + final_evaluation_seconds(student, test_images)
+    if teacher is not None:
+        fixed += teacher.trace_seconds + teacher_epochs * (
+            steps_per_epoch * teacher.step_seconds
+            + validation_images * teacher.evaluation_seconds_per_image
+        )
+    available = (budget - measure_seconds - fixed) * (1 - MARGIN)
+    epochs = math.floor(available / epoch) if epoch > 0 else 0
+    if epochs < 1:
+        need = (measure_seconds + fixed + epoch) / (1 - MARGIN) / 60
+        raise ConfigError(
+            f"a {minutes:g}-minute budget fits no epoch: one epoch takes ≈{epoch:.0f} s "
+            f"(step {1000 * step:.0f} ms × {steps_per_epoch} + validation), plus "
+            f"{measure_seconds + fixed:.0f} s of measuring, tracing and evaluation "
+            f"(≈{need:.1f} min in all). Fix: raise --time-budget, or train on fewer images "
+            "(--limit-train) or a smaller model."
+        )
+    return Plan(
+        minutes=minutes,
+        epochs=epochs,
+        step_seconds=round(step, 5),
+        trace_seconds=round(student.trace_seconds, 2),
+        validation_seconds=round(validation, 2),
+        epoch_seconds=round(epoch, 2),
+        measure_seconds=round(measure_seconds, 2),
+        fixed_seconds=round(fixed, 2),
+        planned_seconds=round(measure_seconds + fixed + epochs * epoch, 1),
+        teacher_step_seconds=None if teacher is None else round(teacher.step_seconds, 5),
+        final_seconds=round(final_evaluation_seconds(student, test_images), 2),
+    )
+
+
+def final_evaluation_seconds(timing: StepTiming, test_images: int) -> float:
+    """The test-set evaluation and the saving after training (twice the evaluation: a guess
+    that covers writing model.keras, measured at well under one evaluation here)."""
+    return 2 * test_images * timing.evaluation_seconds_per_image
+
+
+class StopAtDeadline(tf.keras.callbacks.Callback):
+    """Stop training at `deadline` (a `time.perf_counter()` value).
+
+    At the first batch that ends past it, or at the end of an epoch when one
+    more epoch as long as the longest so far would pass it. `stopped` tells
+    whether it did. The schedules were built for the planned epochs, so they
+    do not reach their end: the plan's margin is there to make this rare, and
+    the summary says when it happened.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+        self.stopped = False
+        self._epoch_start = 0.0
+        self._longest = 0.0
+
+    def _stop(self) -> None:
+        self.stopped = True
+        self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() >= self.deadline:
+            self._stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self._longest = max(self._longest, now - self._epoch_start)
+        if now + self._longest > self.deadline:
+            self._stop()
+
+
+def seconds_trained(out_dir: str | Path) -> float:
+    """Seconds of the epochs an earlier, interrupted session of this run already trained."""
+    total = 0.0
+    for path in Path(out_dir).rglob(training.HISTORY_FILE):
+        total += sum(r.get("seconds", 0.0) for r in json.loads(path.read_text()))
+    return total
+
+
+def measure_model(
+    build: Callable[[], tf.keras.Model],
+    compile_fn: Callable[[tf.keras.Model], object],
+    train_data: tf.data.Dataset,
+    validation_data: tf.data.Dataset | None,
+) -> StepTiming:
+    """Build a throw-away model, compile it with `compile_fn`, and time its steps."""
+    model = build()
+    compile_fn(model)
+    return measure_steps(model, train_data, validation_data)
+
+
+__all__ = [
+    "MARGIN",
+    "Plan",
+    "StepTiming",
+    "StopAtDeadline",
+    "measure_model",
+    "measure_steps",
+    "plan",
+    "seconds_trained",
+]
