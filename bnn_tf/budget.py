@@ -166,7 +166,8 @@ def plan(
         step += distilled_stages * TEACHER_FORWARD_SHARE * teacher.step_seconds
     validation = validation_images * student.evaluation_seconds_per_image
     epoch = steps_per_epoch * step + validation
-    fixed = stages * student.trace_seconds + final_evaluation_seconds(student, test_images)
+    final = final_evaluation_seconds(student, test_images)
+    fixed = stages * student.trace_seconds + final
     if teacher is not None:
         fixed += teacher.trace_seconds + teacher_epochs * (
             steps_per_epoch * teacher.step_seconds
@@ -194,7 +195,7 @@ def plan(
         fixed_seconds=round(fixed, 2),
         planned_seconds=round(measure_seconds + fixed + epochs * epoch, 1),
         teacher_step_seconds=None if teacher is None else round(teacher.step_seconds, 5),
-        final_seconds=round(final_evaluation_seconds(student, test_images), 2),
+        final_seconds=round(final, 2),
     )
 
 

@@ -303,7 +303,7 @@ def train(
         log(
             f"time budget: planned {plan.planned_seconds / 60:.1f} of {plan.minutes:g} min, "
             f"took {took / 60:.1f} min"
-            + ("; stopped at the deadline inside an epoch" if stopper.stopped else "")
+            + ("; stopped at the deadline before the planned epochs" if stopper.stopped else "")
         )
     atomic.write_json(out / training.SUMMARY_FILE, summary)
     return summary
@@ -326,8 +326,9 @@ def _plan_budget(
         budget that earlier sessions of this run spent (0 for a new run).
     """
     start = time.perf_counter()
+    # open_run already refused a run.json with another budget: a saved plan is this run's.
     previous = (training.read_run_file(out) or {}).get("time_budget")
-    if previous is not None and previous.get("minutes") == config.time_budget:
+    if previous is not None:
         plan = budget.Plan.from_dict(previous)
         trained = budget.seconds_trained(out)
         log(f"time budget: resuming with the plan in {out} ({trained / 60:.1f} min trained)")
