@@ -31,7 +31,7 @@ import harness
 import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
-from bnn_tf import experiment, training
+from bnn_tf import experiment, precision, training
 
 BENCHMARK = harness.Benchmark(
     name="train_budget",
@@ -97,6 +97,15 @@ def main(argv: list[str] | None = None) -> int:
         "--bop-gamma-schedule", choices=training.GAMMA_SCHEDULES, default="constant"
     )
     parser.add_argument("--jit-compile", action="store_true", help="XLA-compiled training step")
+    parser.add_argument("--precision", choices=precision.PRECISIONS, default=None)
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="as `bnn-tf train --time-budget` (the run plans its epochs; --epochs is kept "
+        "only to match a run folder trained with the CLI's default)",
+    )
     parser.add_argument("--run-dir", required=True, help="training folder (reused/resumed)")
     parser.add_argument("--name", required=True, help="results file name (no extension)")
     parser.add_argument("--budget-minutes", type=float, default=None)
@@ -119,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         "--fresh", action="store_true", help="delete --run-dir first (a timed run from scratch)"
     )
     args = parser.parse_args(argv)
+    if args.budget_minutes is None:
+        args.budget_minutes = args.time_budget
     if args.fresh and Path(args.run_dir).exists():
         shutil.rmtree(args.run_dir)
 
@@ -145,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_minutes": round(train_seconds / 60, 2),
         "seconds_per_epoch_median": sorted(r["seconds"] for r in history)[len(history) // 2],
         "budget_minutes": args.budget_minutes,
+        "time_budget": summary.get("time_budget"),
+        "precision": summary.get("precision"),
         "goal_test_accuracy": args.goal,
         "within_budget": None
         if args.budget_minutes is None

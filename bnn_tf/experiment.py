@@ -30,7 +30,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from bnn_tf import atomic, budget, data, optimizers, recipes, training
+from bnn_tf import atomic, budget, data, optimizers, precision, recipes, training
 from bnn_tf import models as zoo
 from bnn_tf.errors import ConfigError, ResumeMismatchError
 from bnn_tf.training import TrainConfig
@@ -217,7 +217,9 @@ def train(
     def build() -> tf.keras.Model:
         # Same seed for every stage: a resumed run rebuilds the same initial model.
         tf.keras.utils.set_random_seed(config.seed)
-        return zoo.build(config.model, **shape, **kwargs)
+        return precision.with_precision(zoo.build(config.model, **shape, **kwargs), low)
+
+    low = precision.check_precision(config.precision)
 
     # Built now to see what Bop would train; a flat run trains this very model.
     first = [build()]
@@ -265,12 +267,15 @@ def train(
         flat=flat,
         callbacks=extra_callbacks,
     )
-    if not flat:
+    # What is tested, saved and converted computes in float32 (the device's arithmetic).
+    exported = precision.to_float32(model)
+    if not flat or exported is not model:
         # The last stage may have trained through a Distiller: compile the student itself.
-        model.compile(loss=training.loss_fn(), metrics=["accuracy"])
-    _, test_acc = model.evaluate(td.test, verbose=0)
-    if not flat:  # a flat run's stage already saved model.keras, with its optimizer
-        atomic.write_with(out / training.MODEL_FILE, lambda tmp: model.save(tmp))
+        exported.compile(loss=training.loss_fn(), metrics=["accuracy"])
+    _, test_acc = exported.evaluate(td.test, verbose=0)
+    # A flat float32 run's stage already saved model.keras, with its optimizer.
+    if not flat or exported is not model:
+        atomic.write_with(out / training.MODEL_FILE, lambda tmp: exported.save(tmp))
     summary = {
         "model": config.model,
         "dataset": splits.name,
@@ -278,6 +283,7 @@ def train(
         "recipe": config.recipe,
         "optimizer": choice.config.name,
         "optimizer_choice": choice.to_dict(),
+        "precision": low,
         "epochs": epochs,
         "stage_epochs": record["stage_epochs"],
         "test_accuracy": float(test_acc),

@@ -33,6 +33,7 @@ import tensorflow as tf
 from bnn_tf import __version__, atomic, data, optimizers
 from bnn_tf.errors import ConfigError, ResumeMismatchError
 from bnn_tf.plotting import plot_history
+from bnn_tf.precision import PRECISIONS, check_precision
 
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
@@ -294,6 +295,18 @@ class TrainConfig:
         ),
     )
 
+    # None (float32) keeps run.json of older runs comparable (see check_resume).
+    precision: str | None = field(
+        default=None,
+        metadata=_help(
+            "what computes in bfloat16 while training (variables stay float32; the saved "
+            "model computes in float32): float32 (default, nothing), binary_bfloat16 (the "
+            "binary convolutions: ±1 is exact in bfloat16), mixed_bfloat16 (every layer "
+            "but the outputs); bnn_tf.precision, docs/training.md",
+            choices=PRECISIONS,
+        ),
+    )
+
     time_budget: float | None = field(
         default=None,
         metadata=_help(
@@ -379,6 +392,7 @@ class TrainConfig:
             raise ConfigError(
                 f"val_split must be in [0, 1) (got {self.val_split}). Fix: e.g. --val-split 0.1."
             )
+        check_precision(self.precision)
         if self.time_budget is not None and not self.time_budget > 0:
             raise ConfigError(
                 f"time_budget must be > 0 minutes (got {self.time_budget}). Fix: e.g. "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from bnn_tf import atomic
+from bnn_tf import atomic, precision
 from bnn_tf.converters.groups import split_grouped_convs
 from bnn_tf.converters.tflite_model import TfliteModel, parse
 from bnn_tf.errors import InvalidModelFileError
@@ -52,10 +52,13 @@ def load_keras_model(path: str | os.PathLike[str]) -> tf.keras.Model:
 def load_model(model: tf.keras.Model | str | os.PathLike[str]) -> tf.keras.Model:
     """`model` itself if it is a Keras model, else the model loaded from that path.
 
-    What every converter accepts as its `model` argument (see `load_keras_model`
+    A model with bfloat16 layers (`bnn_tf.precision`) comes back as its float32
+    copy (same weights). What every converter accepts as its `model` argument (see `load_keras_model`
     for the errors).
     """
-    return model if isinstance(model, tf.keras.Model) else load_keras_model(model)
+    loaded = model if isinstance(model, tf.keras.Model) else load_keras_model(model)
+    # A model trained in bfloat16 is converted and compared in float32, as the device runs it.
+    return precision.to_float32(loaded)
 
 
 def convert(

@@ -82,7 +82,7 @@ def check_model(name: str) -> dict:
     import larq as lq  # after bnn_tf (imported above with the zoo): tf_keras first
     import tensorflow as tf
 
-    from bnn_tf import converters, data, introspect, training
+    from bnn_tf import converters, data, introspect, precision, training
     from bnn_tf.methods import ebconv_export
     from bnn_tf.methods.ebconv import EBConv2D
 
@@ -105,6 +105,14 @@ def check_model(name: str) -> dict:
     model.fit(x_train, y_train, batch_size=batch, epochs=2, verbose=0)
     loss_after = float(model.evaluate(x_train, y_train, batch_size=batch, verbose=0)[0])
 
+    # The same weights with the binary convolutions in bfloat16 (`--precision binary_bfloat16`).
+    low = precision.with_precision(model, precision.BINARY_BFLOAT16)
+    bf16_agreement = float(
+        (
+            low.predict(x_test, verbose=0).argmax(1) == model.predict(x_test, verbose=0).argmax(1)
+        ).mean()
+    )
+
     rewritten = converters.rewrite_binary_dense(model)
     if introspect.find(rewritten, EBConv2D):
         # A gated EBConv reads all input channels, so it cannot be split per group: its
@@ -126,6 +134,9 @@ def check_model(name: str) -> dict:
         "agreement": result.top1_agreement,
         "max_abs_logit_diff": result.max_abs_logit_diff,
         "verify": result.format(),
+        "bf16_precision": precision.model_precision(low),
+        "bf16_layers": len(precision.binary_convolutions(model)),
+        "bf16_agreement": bf16_agreement,
     }
 
 
@@ -215,6 +226,15 @@ def test_zoo_model_converts_with_binary_kernels_and_matches_keras(name, worker):
         assert not not_binary, f"expected LceBconv2d, got {not_binary}\n{r['report']}"
         assert r["requires_lce"] and r["binary_macs"] > 0
     assert r["agreement"] >= MIN_AGREEMENT, f"{name}: {r['verify']}"
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_zoo_model_runs_its_binary_convolutions_in_bfloat16(name, worker):
+    r = _result(worker, name)
+    binary = r["bf16_layers"] > 0
+    assert r["bf16_precision"] == ("binary_bfloat16" if binary else "float32")
+    # ±1 sums are exact in bfloat16 up to 256 terms; wider convolutions round by ≤ 2⁻⁸.
+    assert r["bf16_agreement"] >= MIN_AGREEMENT, f"{name}: {r['bf16_agreement']:.2f}"
 
 
 def _serve() -> None:

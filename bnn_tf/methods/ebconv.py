@@ -190,6 +190,10 @@ class EBConv2D(tf.keras.layers.Conv2D):
         implementation: `"partition"` (fast) or `"grouped"` (exact gate gradient).
     """
 
+    # The gate picks an expert by arg-max over its logits: computed in bfloat16 it can pick
+    # another one, so `--precision binary_bfloat16` leaves this layer in float32.
+    bfloat16_exact = False
+
     def __init__(
         self,
         filters: int,
@@ -340,9 +344,12 @@ class EBConv2D(tf.keras.layers.Conv2D):
         logits = self.gate_logits(pooled)
         probs = tf.sigmoid(logits) if self.gate_activation == "sigmoid" else tf.nn.softmax(logits)
         onehot = _winner_of(logits, probs)
-        forced = tf.one_hot(tf.zeros_like(tf.shape(pooled)[:1]), self.num_experts)
+        forced = tf.one_hot(
+            tf.zeros_like(tf.shape(pooled)[:1]), self.num_experts, dtype=onehot.dtype
+        )
         # single_expert = 1 → expert 0 and no gradient into the gate.
-        return self.single_expert * forced + (1.0 - self.single_expert) * onehot
+        single = tf.cast(self.single_expert, onehot.dtype)
+        return single * forced + (1.0 - single) * onehot
 
     def select_experts(self, inputs: tf.Tensor) -> tf.Tensor:
         """Index of the expert each sample uses (batch,), int32."""
