@@ -17,11 +17,45 @@ import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
 from bnn_tf.models._weights import apply_weights
+from bnn_tf.models.registry import Kind, option
 
 LARQ_ZOO = "larq-zoo 2.4 (Bannink et al., Larq Compute Engine, MLSys 2021)"
 
 
-def zoo_input(input_shape: Sequence[int | None], num_classes: int) -> tf.Tensor:
+# The options of every larq-zoo-compatible factory (keras.applications' names and order).
+IMAGENET = Kind(
+    parameters=(
+        option("input_shape", (224, 224, 3), Sequence[int | None]),
+        option("num_classes", 1000, int),
+        option("include_top", True, bool),
+        option("weights", None, Any),
+        option("classifier_activation", None, str | None),
+    ),
+    defaults={"default_input_shape": (224, 224, 3), "tags": ("large", "larq_zoo")},
+    doc="""Options shared by the larq-zoo models:
+    input_shape: (height, width, channels).
+    num_classes: classes.
+    include_top: add the classifier.
+    weights: None (random) or the path of a larq-zoo `.h5` weight file.
+    classifier_activation: None (logits) or "softmax" (larq-zoo's output).""",
+)
+
+
+# The same options for the small-input variants (28×28 / 32×32) of larq-zoo's families.
+SMALL_INPUT = Kind(
+    parameters=(
+        option("input_shape", (28, 28, 1), Sequence[int | None]),
+        option("num_classes", 10, int),
+        *IMAGENET.parameters[2:],
+    ),
+    defaults={"default_input_shape": (28, 28, 1)},
+    doc=IMAGENET.doc,
+)
+
+
+def zoo_input(args: Any) -> tf.Tensor:
+    """The model input for `args` (an `IMAGENET` factory's options), checked."""
+    input_shape, num_classes = args.input_shape, args.num_classes
     if len(input_shape) != 3:
         raise ConfigError(
             f"input_shape must be (height, width, channels) (got {tuple(input_shape)})."
@@ -39,17 +73,15 @@ def global_pool(x: tf.Tensor, name: str = "head") -> tf.Tensor:
     return tf.keras.layers.Flatten(name=f"{name}_flatten")(x)
 
 
-def finish(
-    inputs: tf.Tensor,
-    x: tf.Tensor,
-    *,
-    name: str,
-    include_top: bool,
-    classifier_activation: str | None,
-    weights: Any,
-) -> tf.keras.Model:
+def finish(args: Any, inputs: tf.Tensor, x: tf.Tensor, **overrides: Any) -> tf.keras.Model:
+    """The model from `inputs` to `x` with `args`' output activation, name and weights.
+
+    `overrides` replace attributes of `args` (e.g. larq-zoo's own model `name`).
+    """
+    values = {**vars(args), **overrides}
+    include_top, classifier_activation = values["include_top"], values["classifier_activation"]
     if include_top and classifier_activation is not None:
         x = tf.keras.layers.Activation(classifier_activation, dtype="float32", name="predictions")(
             x
         )
-    return apply_weights(tf.keras.Model(inputs, x, name=name), weights)
+    return apply_weights(tf.keras.Model(inputs, x, name=values["name"]), values["weights"])

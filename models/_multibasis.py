@@ -7,12 +7,13 @@ followed by BatchNorm, MaxPool after the 2nd and 4th → GAP → float Dense:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 
 from bnn_tf.methods.multibasis import ActivationBases, MultiBasisConv2D, WeightBases
-from bnn_tf.models._parts import POOL_AFTER, check_widths, classifier_head, small_stem
+from bnn_tf.models._parts import POOL_AFTER, check_widths, small_model, small_stem
 
 # The bases are functions of real-valued latent weights: Adam trains them (as the papers);
 # Bop would see no binary variable. 2e-3 with cosine decay is the methods-table setting.
@@ -25,21 +26,19 @@ TRAINING = {
 
 
 def multibasis_small(
+    args: Any,
     *,
-    input_shape: Sequence[int],
-    num_classes: int,
-    include_top: bool,
-    stem_width: int,
-    widths: Sequence[int],
     kernel_quantizer: Callable[[], WeightBases],
     input_quantizer: Callable[[], ActivationBases],
-    name: str,
 ) -> tf.keras.Model:
-    """bnn_small layout; `kernel_quantizer`/`input_quantizer` make fresh quantizers per conv."""
-    check_widths(widths)
-    inputs = tf.keras.Input(shape=tuple(input_shape))
-    x = small_stem(inputs, stem_width)
-    for i, width in enumerate(widths):
+    """bnn_small layout (`args`: a `SMALL` factory's options) of multi-basis convs.
+
+    `kernel_quantizer`/`input_quantizer` make fresh quantizers per conv.
+    """
+    check_widths(args.widths)
+    inputs = tf.keras.Input(shape=tuple(args.input_shape))
+    x = small_stem(inputs, args.stem_width)
+    for i, width in enumerate(args.widths):
         x = MultiBasisConv2D(
             width,
             3,
@@ -51,4 +50,4 @@ def multibasis_small(
         x = tf.keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}")(x)
         if i in POOL_AFTER:
             x = tf.keras.layers.MaxPool2D(2, name=f"pool{i + 1}")(x)
-    return tf.keras.Model(inputs, classifier_head(x, num_classes, include_top), name=name)
+    return small_model(args, inputs, x)

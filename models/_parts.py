@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods.bireal import bireal_block
+from bnn_tf.models.registry import Kind, option
 
 DEFAULT_WIDTHS = (64, 64, 128, 128, 256)
 POOL_AFTER = (1, 3)  # MaxPool 2 after the 2nd and 4th quantized conv, as bnn_small
@@ -66,23 +67,42 @@ def small_stem(inputs: tf.Tensor, stem_width: int) -> tf.Tensor:
     return tf.keras.layers.MaxPool2D(2, name="stem_pool")(x)
 
 
+# The options every `*_small` factory takes, in this order, and its registry defaults.
+SMALL = Kind(
+    parameters=(
+        option("input_shape", SHAPE, Sequence[int]),
+        option("num_classes", 10, int),
+        option("include_top", True, bool),
+        option("stem_width", 32, int),
+        option("widths", DEFAULT_WIDTHS, Sequence[int]),
+    ),
+    defaults={"default_input_shape": SHAPE, "float_twin": "bnn_small_float"},
+)
+
+
+def latent_adam(why: str, learning_rate: float = 1e-3, schedule: str = "cosine") -> dict:
+    """A registry `training=` entry: Adam on latent weights with a `schedule` learning rate."""
+    spec: dict[str, Any] = {"name": "adam", "learning_rate": learning_rate, "why": why}
+    if schedule != "cosine":  # cosine is OptimizerConfig's default
+        spec["lr_schedule"] = {"kind": schedule, **({"final": 0.0} if schedule == "linear" else {})}
+    return spec
+
+
 def plain_small(
+    args: Any,
     *,
-    input_shape: Sequence[int],
-    num_classes: int,
-    include_top: bool,
-    stem_width: int,
-    widths: Sequence[int],
     conv_kwargs: Callable[[], dict[str, Any]],
     after_conv: Callable[[str], tf.keras.layers.Layer] | None = None,
     bn_before_conv: bool = False,
-    name: str,
 ) -> tf.keras.Model:
-    """The bnn_small layout with given quantizers (fresh quantizer objects per conv)."""
-    check_widths(widths)
-    inputs = tf.keras.Input(shape=tuple(input_shape))
-    x = small_stem(inputs, stem_width)
-    for i, width in enumerate(widths):
+    """The bnn_small layout (`args`: a `SMALL` factory's options) with given quantizers.
+
+    `conv_kwargs()` is called once per conv, so each gets fresh quantizer objects.
+    """
+    check_widths(args.widths)
+    inputs = tf.keras.Input(shape=tuple(args.input_shape))
+    x = small_stem(inputs, args.stem_width)
+    for i, width in enumerate(args.widths):
         if bn_before_conv and i > 0:
             # XNOR-Net order BN → sign → conv → pool (the stem's BN serves the first conv).
             x = tf.keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}")(x)
@@ -97,25 +117,22 @@ def plain_small(
             x = tf.keras.layers.MaxPool2D(2, name=f"pool{i + 1}")(x)
     if bn_before_conv:
         x = tf.keras.layers.BatchNormalization(momentum=0.9, name="bn_out")(x)
-    return tf.keras.Model(inputs, classifier_head(x, num_classes, include_top), name=name)
+    return small_model(args, inputs, x)
 
 
-def residual_small(
-    *,
-    input_shape: Sequence[int],
-    num_classes: int,
-    include_top: bool,
-    stem_width: int,
-    widths: Sequence[int],
-    block_kwargs: Callable[[], dict[str, Any]],
-    name: str,
-) -> tf.keras.Model:
+def small_model(args: Any, inputs: tf.Tensor, features: tf.Tensor) -> tf.keras.Model:
+    """The model from `inputs` to `features` with `args`' classifier head and name."""
+    head = classifier_head(features, args.num_classes, args.include_top)
+    return tf.keras.Model(inputs, head, name=args.name)
+
+
+def residual_small(args: Any, *, block_kwargs: Callable[[], dict[str, Any]]) -> tf.keras.Model:
     """The bnn_small layout with a Bi-Real shortcut around every quantized conv."""
-    check_widths(widths)
-    inputs = tf.keras.Input(shape=tuple(input_shape))
-    x = small_stem(inputs, stem_width)
-    for i, width in enumerate(widths):
+    check_widths(args.widths)
+    inputs = tf.keras.Input(shape=tuple(args.input_shape))
+    x = small_stem(inputs, args.stem_width)
+    for i, width in enumerate(args.widths):
         x = bireal_block(x, width, name=f"block{i + 1}", **block_kwargs())
         if i in POOL_AFTER:
             x = tf.keras.layers.MaxPool2D(2, name=f"pool{i + 1}")(x)
-    return tf.keras.Model(inputs, classifier_head(x, num_classes, include_top), name=name)
+    return small_model(args, inputs, x)

@@ -9,13 +9,10 @@ on the flattened map (so LCE runs it as `LceBconv2d`, not a float dense).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import larq as lq
 import tensorflow as tf
 
-from bnn_tf.models._larq_zoo import finish, zoo_input
+from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input
 from bnn_tf.models.registry import register
 
 PAPER = "Hubara et al., Binarized Neural Networks, NeurIPS 2016 (AlexNet, larq-zoo 2.4)"
@@ -34,12 +31,10 @@ def _conv(x, features, kernel_size, *, strides=1, pool=False, first=False, name)
 
 @register(
     "binary_alexnet",
+    kind=IMAGENET,
     description="BinaryAlexNet (larq-zoo 2.4 graph): binary convs and 1×1-conv classifier",
     lce_binary=True,
-    default_input_shape=(224, 224, 3),
     family="baseline",
-    paper=PAPER,
-    tags=("large", "larq_zoo"),
     training={
         "name": "adam",
         "learning_rate": 1e-2,
@@ -47,33 +42,18 @@ def _conv(x, features, kernel_size, *, strides=1, pool=False, first=False, name)
         "why": "larq-zoo TrainBinaryAlexNet: Adam lr 1e-2 halved every 10 epochs, 150 epochs, batch 512",
     },
 )
-def binary_alexnet(
-    *,
-    input_shape: Sequence[int | None] = (224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    weights: Any = None,
-    classifier_activation: str | None = None,
-) -> tf.keras.Model:
-    """BinaryAlexNet, larq-zoo 2.4's graph (keras.applications-style; logits out by default).
-
-    Args:
-        input_shape: (height, width, channels).
-        num_classes: classes.
-        include_top: add the 1×1-binary-conv classifier (4096, 4096, num_classes).
-        weights: None (random) or the path of a larq-zoo `.h5` weight file.
-        classifier_activation: None (logits) or "softmax" (larq-zoo's output).
-    """
-    inputs = zoo_input(input_shape, num_classes)
+def binary_alexnet(args) -> tf.keras.Model:
+    """BinaryAlexNet, larq-zoo 2.4's graph (keras.applications-style; logits out by default)."""
+    inputs = zoo_input(args)
     x = _conv(inputs, 64, 11, strides=4, pool=True, first=True, name="conv1")
     x = _conv(x, 192, 5, pool=True, name="conv2")
     x = _conv(x, 384, 3, name="conv3")
     x = _conv(x, 384, 3, name="conv4")
     x = _conv(x, 256, 3, pool=True, name="conv5")
-    if include_top:
+    if args.include_top:
         channels = int(x.shape[1] * x.shape[2] * x.shape[3])
         x = tf.keras.layers.Reshape((1, 1, channels), name="flatten_map")(x)
-        for i, units in enumerate((4096, 4096, num_classes)):
+        for i, units in enumerate((4096, 4096, args.num_classes)):
             x = lq.layers.QuantConv2D(
                 units, 1, use_bias=False, input_quantizer="ste_sign",
                 kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
@@ -83,7 +63,4 @@ def binary_alexnet(
                 x
             )
         x = tf.keras.layers.Flatten(name="logits")(x)
-    return finish(
-        inputs, x, name="binary_alexnet", include_top=include_top,
-        classifier_activation=classifier_activation, weights=weights,
-    )  # fmt: skip
+    return finish(args, inputs, x)

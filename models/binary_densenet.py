@@ -27,9 +27,10 @@ import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods import binary_densenet as bdn
-from bnn_tf.models._larq_zoo import finish, global_pool, zoo_input
+from bnn_tf.models._larq_zoo import IMAGENET, SMALL_INPUT, finish, global_pool, zoo_input
 from bnn_tf.models.registry import register
 
+FAMILY = "binary_densenet"
 PAPER = "Bethge et al., Back to Simplicity: How to Train Accurate BNNs from Scratch?, 2019"
 
 
@@ -51,15 +52,10 @@ CONFIGS: dict[str, DenseNetConfig] = {
 
 def build_binary_densenet(
     config: DenseNetConfig,
+    args: Any,
     *,
-    input_shape: Sequence[int | None],
-    num_classes: int,
-    include_top: bool,
-    weights: Any = None,
-    classifier_activation: str | None = None,
     initial_filters: int = 64,
     growth_rate: int = bdn.GROWTH_RATE,
-    name: str,
 ) -> tf.keras.Model:
     """Stem → stages of binary dense layers joined by float transitions → BN → ReLU → head."""
     if not (len(config.layers) == len(config.dilation_rate) == len(config.reduction) + 1):
@@ -68,7 +64,7 @@ def build_binary_densenet(
             f"(got {len(config.layers)} stages, {len(config.dilation_rate)} dilations, "
             f"{len(config.reduction)} reductions)."
         )
-    inputs = zoo_input(input_shape, num_classes)
+    inputs = zoo_input(args)
     if inputs.shape[1] and inputs.shape[1] < 50:
         x = tf.keras.layers.Conv2D(
             initial_filters, 3, padding="same", use_bias=False,
@@ -99,13 +95,12 @@ def build_binary_densenet(
         momentum=bdn.BN_MOMENTUM, epsilon=bdn.BN_EPSILON, name="final_bn"
     )(x)
     x = tf.keras.layers.Activation("relu", name="final_relu")(x)
-    if include_top:
+    if args.include_top:
         x = global_pool(x)
-        x = tf.keras.layers.Dense(num_classes, kernel_initializer="he_normal", name="logits")(x)
-    return finish(
-        inputs, x, name=name, include_top=include_top,
-        classifier_activation=classifier_activation, weights=weights,
-    )  # fmt: skip
+        x = tf.keras.layers.Dense(args.num_classes, kernel_initializer="he_normal", name="logits")(
+            x
+        )
+    return finish(args, inputs, x)
 
 
 def _training(config: DenseNetConfig) -> dict:
@@ -117,38 +112,19 @@ def _register(name: str, label: str) -> None:
 
     @register(
         name,
-        description=(
-            f"{label} (larq-zoo 2.4 graph): dense layers {list(config.layers)}, "
-            f"reductions {list(config.reduction)}, dilations {list(config.dilation_rate)}"
-        ),
+        kind=IMAGENET,
+        description=f"{label} (larq-zoo 2.4 graph): dense layers {list(config.layers)}, "
+        f"reductions {list(config.reduction)}, dilations {list(config.dilation_rate)}",
         lce_binary=True,
-        default_input_shape=(224, 224, 3),
-        family="binary_densenet",
-        paper=PAPER,
-        tags=("large", "larq_zoo"),
         training=_training(config),
     )
-    def factory(
-        *,
-        input_shape: Sequence[int | None] = (224, 224, 3),
-        num_classes: int = 1000,
-        include_top: bool = True,
-        weights: Any = None,
-        classifier_activation: str | None = None,
-    ) -> tf.keras.Model:
-        return build_binary_densenet(
-            config, input_shape=input_shape, num_classes=num_classes,
-            include_top=include_top, weights=weights,
-            classifier_activation=classifier_activation, name=name,
-        )  # fmt: skip
+    def factory(args) -> tf.keras.Model:
+        return build_binary_densenet(config, args)
 
     factory.__name__ = name
     factory.__doc__ = (
         f"{label}, larq-zoo 2.4's graph (keras.applications-style; logits out by default).\n\n"
-        "Args:\n    input_shape: (height, width, channels).\n    num_classes: classes.\n"
-        "    include_top: add global pool → Dense.\n"
-        "    weights: None (random) or the path of a larq-zoo `.h5` weight file.\n"
-        '    classifier_activation: None (logits) or "softmax" (larq-zoo\'s output).\n'
+        + IMAGENET.doc
     )
     globals()[name] = factory
 
@@ -165,19 +141,14 @@ SMALL_CONFIG = DenseNetConfig((3, 3, 3), (2.7, 2.7), (1, 1, 1))
 
 @register(
     "binary_densenet_small",
+    kind=SMALL_INPUT,
     description="BinaryDenseNet for 28×28 / 32×32: Conv3×3 stem, 3 stages × 3 dense layers (g=64)",
     lce_binary=True,
-    default_input_shape=(28, 28, 1),
-    family="binary_densenet",
-    paper=PAPER,
     training=_training(SMALL_CONFIG),
 )
 def binary_densenet_small(
+    args,
     *,
-    input_shape: Sequence[int] = (28, 28, 1),
-    num_classes: int = 10,
-    include_top: bool = True,
-    weights: Any = None,
     layers: Sequence[int] = SMALL_CONFIG.layers,
     reduction: Sequence[float] = SMALL_CONFIG.reduction,
     growth_rate: int = bdn.GROWTH_RATE,
@@ -188,7 +159,4 @@ def binary_densenet_small(
     MaxPool 2 → ReLU → Conv1×1), fewer stages: 28 → 14 → 7 with three stages.
     """
     config = DenseNetConfig(tuple(layers), tuple(reduction), (1,) * len(layers))
-    return build_binary_densenet(
-        config, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-        weights=weights, growth_rate=growth_rate, name="binary_densenet_small",
-    )  # fmt: skip
+    return build_binary_densenet(config, args, growth_rate=growth_rate)

@@ -11,13 +11,10 @@ clip, zero padding; BN after each; stem Conv7×7/2 → BN → ReLU → MaxPool 3
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import larq as lq
 import tensorflow as tf
 
-from bnn_tf.models._larq_zoo import finish, global_pool, zoo_input
+from bnn_tf.models._larq_zoo import IMAGENET, finish, global_pool, zoo_input
 from bnn_tf.models.registry import register
 
 PAPER = "Bethge et al., Back to Simplicity: How to Train Accurate BNNs from Scratch?, 2019"
@@ -48,12 +45,10 @@ def resnet_e_block(x: tf.Tensor, filters: int, *, strides: int = 1, name: str) -
 
 @register(
     "binary_resnet_e18",
+    kind=IMAGENET,
     description="BinaryResNetE18 (larq-zoo 2.4 graph): a shortcut around every binary 3×3 conv",
     lce_binary=True,
-    default_input_shape=(224, 224, 3),
     family="binary_resnet_e",
-    paper=PAPER,
-    tags=("large", "larq_zoo"),
     training={
         "name": "adam",
         "learning_rate": 4e-3,
@@ -64,25 +59,9 @@ def resnet_e_block(x: tf.Tensor, filters: int, *, strides: int = 1, name: str) -
         ),
     },
 )
-def binary_resnet_e18(
-    *,
-    input_shape: Sequence[int | None] = (224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    weights: Any = None,
-    classifier_activation: str | None = None,
-    initial_filters: int = 64,
-) -> tf.keras.Model:
-    """BinaryResNetE18, larq-zoo 2.4's graph (keras.applications-style; logits out by default).
-
-    Args:
-        input_shape: (height, width, channels); below 50 pixels a Conv3×3 stem without pooling.
-        num_classes: classes.
-        include_top: add global pool → Dense.
-        weights: None (random) or the path of a larq-zoo `.h5` weight file.
-        classifier_activation: None (logits) or "softmax" (larq-zoo's output).
-    """
-    inputs = zoo_input(input_shape, num_classes)
+def binary_resnet_e18(args, *, initial_filters: int = 64) -> tf.keras.Model:
+    """BinaryResNetE18, larq-zoo 2.4's graph (keras.applications-style; logits out by default)."""
+    inputs = zoo_input(args)
     if inputs.shape[1] and inputs.shape[1] < 50:
         x = tf.keras.layers.Conv2D(
             initial_filters, 3, padding="same", use_bias=False,
@@ -102,10 +81,9 @@ def binary_resnet_e18(
             strides = 2 if stage > 0 and i == 0 else 1
             x = resnet_e_block(x, filters, strides=strides, name=f"stage{stage}_block{i}")
     x = tf.keras.layers.Activation("relu", name="final_relu")(x)
-    if include_top:
+    if args.include_top:
         x = global_pool(x)
-        x = tf.keras.layers.Dense(num_classes, kernel_initializer="glorot_normal", name="logits")(x)
-    return finish(
-        inputs, x, name="binary_resnet_e18", include_top=include_top,
-        classifier_activation=classifier_activation, weights=weights,
-    )  # fmt: skip
+        x = tf.keras.layers.Dense(
+            args.num_classes, kernel_initializer="glorot_normal", name="logits"
+        )(x)
+    return finish(args, inputs, x)

@@ -11,41 +11,32 @@ absorbed by BN, so the small model uses plain sign weights
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import tensorflow as tf
 
-from bnn_tf.models._parts import DEFAULT_WIDTHS, SHAPE, SIGN_KERNEL, residual_small
+from bnn_tf.models._parts import (
+    SIGN_KERNEL,
+    SMALL,
+    latent_adam,
+    residual_small,
+)
 from bnn_tf.models.registry import register
+
+FAMILY = "bireal"
+PAPER = "Liu et al., Bi-Real Net, ECCV 2018"
 
 
 @register(
     "birealnet_small",
-    description="Bi-Real Net: real shortcut around every binary conv, ApproxSign activations",
+    kind=SMALL,
     lce_binary=True,
-    default_input_shape=SHAPE,
-    float_twin="bnn_small_float",
-    family="bireal",
-    paper="Liu et al., Bi-Real Net, ECCV 2018",
-    training={
-        "name": "adam",
-        "learning_rate": 1e-3,
-        "lr_schedule": {"kind": "cosine"},
-        "why": (
-            "Bi-Real Net trains latent weights (weight clip): Adam, cosine; "
-            "lr is the library default"
-        ),
-    },
+    training=latent_adam(
+        "Bi-Real Net trains latent weights (weight clip): Adam, cosine; lr is the library default",
+    ),
 )
-def birealnet_small(
-    *,
-    input_shape: Sequence[int] = SHAPE,
-    num_classes: int = 10,
-    include_top: bool = True,
-    stem_width: int = 32,
-    widths: Sequence[int] = DEFAULT_WIDTHS,
-) -> tf.keras.Model:
-    """bnn_small layout made of Bi-Real blocks (real 1×1 conv shortcut where channels grow).
+def birealnet_small(args) -> tf.keras.Model:
+    """Bi-Real Net: real shortcut around every binary conv, ApproxSign activations.
+
+    bnn_small layout made of Bi-Real blocks (real 1×1 conv shortcut where channels grow).
 
     ApproxSign activations; sign weights (the magnitude-aware scale is absorbed by
     the BatchNorm after each conv, see `SIGN_KERNEL`).
@@ -53,13 +44,8 @@ def birealnet_small(
     Runs on LCE binary kernels (the shortcut 1×1 convs are float, as in the paper).
     """
     return residual_small(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        stem_width=stem_width,
-        widths=widths,
+        args,
         block_kwargs=lambda: {"shortcut": "conv", **SIGN_KERNEL},
-        name="birealnet_small",
     )
 
 
@@ -67,11 +53,10 @@ def birealnet_small(
 # Bi-Real Net 18 at ImageNet size: larq-zoo 2.4's graph (weights= loads its .h5 files).
 # ---------------------------------------------------------------------------------------
 
-from typing import Any  # noqa: E402
 
 import larq as lq  # noqa: E402
 
-from bnn_tf.models._larq_zoo import finish, global_pool, zoo_input  # noqa: E402
+from bnn_tf.models._larq_zoo import IMAGENET, finish, global_pool, zoo_input  # noqa: E402
 
 
 def _bireal_zoo_block(x: tf.Tensor, out_filters: int, *, name: str) -> tf.Tensor:
@@ -102,12 +87,11 @@ def _bireal_zoo_block(x: tf.Tensor, out_filters: int, *, name: str) -> tf.Tensor
 
 @register(
     "birealnet",
+    kind=IMAGENET,
     description="Bi-Real Net 18 (larq-zoo 2.4 graph), ImageNet size",
     lce_binary=True,
-    default_input_shape=(224, 224, 3),
     family="bireal",
     paper="Liu et al., Bi-Real Net, ECCV 2018",
-    tags=("large", "larq_zoo"),
     training={
         "name": "adam",
         "learning_rate": 5e-3,
@@ -115,26 +99,13 @@ def _bireal_zoo_block(x: tf.Tensor, out_filters: int, *, name: str) -> tf.Tensor
         "why": "larq-zoo TrainBiRealNet: Adam lr 5e-3 decayed linearly to 0, 300 epochs, batch 512",
     },
 )
-def birealnet(
-    *,
-    input_shape: Sequence[int | None] = (224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    weights: Any = None,
-    classifier_activation: str | None = None,
-    filters: int = 64,
-) -> tf.keras.Model:
+def birealnet(args, *, filters: int = 64) -> tf.keras.Model:
     """Bi-Real Net 18, larq-zoo 2.4's graph (keras.applications-style; logits out by default).
 
     Args:
-        input_shape: (height, width, channels).
-        num_classes: classes.
-        include_top: add global pool → Dense.
-        weights: None (random) or the path of a larq-zoo `.h5` weight file.
-        classifier_activation: None (logits) or "softmax" (larq-zoo's output).
         filters: width of the first stage (doubled at each of the three later stages).
     """
-    inputs = zoo_input(input_shape, num_classes)
+    inputs = zoo_input(args)
     x = tf.keras.layers.Conv2D(
         filters, 7, strides=2, padding="same", use_bias=False,
         kernel_initializer="glorot_normal", name="stem_conv",
@@ -148,10 +119,7 @@ def birealnet(
         for _ in range(4):
             x = _bireal_zoo_block(x, width, name=f"block{index}")
             index += 1
-    if include_top:
+    if args.include_top:
         x = global_pool(x)
-        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
-    return finish(
-        inputs, x, name="birealnet18", include_top=include_top,
-        classifier_activation=classifier_activation, weights=weights,
-    )  # fmt: skip
+        x = tf.keras.layers.Dense(args.num_classes, name="logits")(x)
+    return finish(args, inputs, x)

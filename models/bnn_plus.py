@@ -7,45 +7,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import larq as lq
 import tensorflow as tf
 
 from bnn_tf.methods.bnn_plus import BnnPlusRegularizer
-from bnn_tf.models._parts import DEFAULT_WIDTHS, SHAPE, plain_small
+from bnn_tf.models._parts import SMALL, latent_adam, plain_small
 from bnn_tf.models.registry import register
+
+FAMILY = "bnn_plus"
+PAPER = "Darabi et al., BNN+: Improved Binary Network Training, arXiv 1812.11800"
 
 
 @register(
     "bnnplus_small",
-    description="BNN+: SwishSign gradient (beta 5) on weights and activations + BNN+ regulariser",
+    kind=SMALL,
     lce_binary=True,
-    default_input_shape=SHAPE,
-    float_twin="bnn_small_float",
-    family="bnn_plus",
-    paper="Darabi et al., BNN+: Improved Binary Network Training, arXiv 1812.11800",
-    training={"name": "adam", "learning_rate": 2e-3,
-              "why": "the regulariser acts on latent weights: Adam (paper), 2e-3 cosine"},
-)  # fmt: skip
+    training=latent_adam(
+        "the regulariser acts on latent weights: Adam (paper), 2e-3 cosine",
+        0.002,
+    ),
+)
 def bnnplus_small(
+    args,
     *,
-    input_shape: Sequence[int] = SHAPE,
-    num_classes: int = 10,
-    include_top: bool = True,
-    stem_width: int = 32,
-    widths: Sequence[int] = DEFAULT_WIDTHS,
     beta: float = 5.0,
     regularization: float = 1e-5,
     p: int = 2,
 ) -> tf.keras.Model:
-    """bnn_small layout with SwishSign(β) quantizers and `λ Σ |1 − |w||^p` on the kernels."""
+    """BNN+: SwishSign gradient (beta 5) on weights and activations + BNN+ regulariser.
+
+    bnn_small layout with SwishSign(β) quantizers and `λ Σ |1 − |w||^p` on the kernels."""
     return plain_small(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        stem_width=stem_width,
-        widths=widths,
+        args,
         conv_kwargs=lambda: {
             "input_quantizer": lq.quantizers.SwishSign(beta=beta),
             "kernel_quantizer": lq.quantizers.SwishSign(beta=beta),
@@ -53,5 +46,4 @@ def bnnplus_small(
             "kernel_constraint": "weight_clip",
             "pad_values": 1.0,
         },
-        name="bnnplus_small",
     )

@@ -12,42 +12,30 @@ in Keras, float speed and float size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import larq as lq
 import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods.dorefa import MagnitudeAwareSignUnclipped, clip_by_value_activation
-from bnn_tf.models._parts import DEFAULT_WIDTHS, SHAPE, plain_small
+from bnn_tf.models._parts import SMALL, latent_adam, plain_small
 from bnn_tf.models.registry import register
+
+FAMILY = "dorefa"
+PAPER = "Zhou et al., DoReFa-Net, arXiv 1606.06160"
 
 
 @register(
     "dorefa_small",
-    description="DoReFa-Net k-bit weights and activations (default 2/2); float kernels under LCE",
+    kind=SMALL,
     lce_binary=False,
-    default_input_shape=SHAPE,
-    float_twin="bnn_small_float",
-    family="dorefa",
-    paper="Zhou et al., DoReFa-Net, arXiv 1606.06160",
-    training={
-        "name": "adam",
-        "learning_rate": 1e-3,
-        "lr_schedule": {"kind": "cosine"},
-        "why": "DoReFa-Net trains latent k-bit weights with Adam; cosine, library-default lr",
-    },
+    training=latent_adam(
+        "DoReFa-Net trains latent k-bit weights with Adam; cosine, library-default lr",
+    ),
 )
-def dorefa_small(
-    *,
-    input_shape: Sequence[int] = SHAPE,
-    num_classes: int = 10,
-    include_top: bool = True,
-    stem_width: int = 32,
-    widths: Sequence[int] = DEFAULT_WIDTHS,
-    k_bit: int = 2,
-) -> tf.keras.Model:
-    """bnn_small layout with larq's DoReFa quantizers (activations clipped to [0, 1]).
+def dorefa_small(args, *, k_bit: int = 2) -> tf.keras.Model:
+    """DoReFa-Net k-bit weights and activations (default 2/2); float kernels under LCE.
+
+    bnn_small layout with larq's DoReFa quantizers (activations clipped to [0, 1]).
 
     NOT an LCE binary model: k-bit convs convert to float `CONV_2D` on the
     de-quantized values (same outputs, float speed and size).
@@ -58,16 +46,11 @@ def dorefa_small(
     if k_bit < 1:
         raise ConfigError(f"k_bit must be ≥ 1 (got {k_bit}).")
     return plain_small(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        stem_width=stem_width,
-        widths=widths,
+        args,
         conv_kwargs=lambda: {
             "input_quantizer": lq.quantizers.DoReFa(k_bit=k_bit, mode="activations"),
             "kernel_quantizer": lq.quantizers.DoReFa(k_bit=k_bit, mode="weights"),
         },
-        name="dorefa_small",
     )
 
 
@@ -75,19 +58,17 @@ def dorefa_small(
 # DoReFa-Net (AlexNet) at ImageNet size: larq-zoo 2.4's graph (weights= loads its .h5 files).
 # ---------------------------------------------------------------------------------------
 
-from typing import Any  # noqa: E402
 
-from bnn_tf.models._larq_zoo import finish, zoo_input  # noqa: E402
+from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input  # noqa: E402
 
 
 @register(
     "dorefanet",
+    kind=IMAGENET,
     description="DoReFa-Net AlexNet (larq-zoo 2.4 graph): 1-bit weights, 2-bit activations",
     lce_binary=False,
-    default_input_shape=(224, 224, 3),
     family="dorefa",
     paper="Zhou et al., DoReFa-Net, arXiv 1606.06160",
-    tags=("large", "larq_zoo"),
     training={
         "name": "adam",
         "learning_rate": 2e-4,
@@ -98,25 +79,12 @@ from bnn_tf.models._larq_zoo import finish, zoo_input  # noqa: E402
         ),
     },
 )
-def dorefanet(
-    *,
-    input_shape: Sequence[int | None] = (224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    weights: Any = None,
-    classifier_activation: str | None = None,
-    activations_k_bit: int = 2,
-) -> tf.keras.Model:
+def dorefanet(args, *, activations_k_bit: int = 2) -> tf.keras.Model:
     """DoReFa-Net (AlexNet), larq-zoo 2.4's graph (keras.applications-style; logits out by default).
 
     NOT an LCE binary model: 2-bit activations convert to float `CONV_2D` (see above).
 
     Args:
-        input_shape: (height, width, channels).
-        num_classes: classes.
-        include_top: add Flatten → 2 quantized FC blocks → clip → Dense.
-        weights: None (random) or the path of a larq-zoo `.h5` weight file.
-        classifier_activation: None (logits) or "softmax" (larq-zoo's output).
         activations_k_bit: bits of the activations.
     """
     if activations_k_bit < 1:
@@ -145,20 +113,17 @@ def dorefanet(
             )
         return x
 
-    inputs = zoo_input(input_shape, num_classes)
+    inputs = zoo_input(args)
     x = tf.keras.layers.Conv2D(96, 12, strides=4, padding="valid", name="stem_conv")(inputs)
     x = conv_block(x, 256, 5, pool=True, name="conv2")
     x = conv_block(x, 384, 3, pool=True, name="conv3")
     x = conv_block(x, 384, 3, name="conv4")
     x = conv_block(x, 256, 3, pool=True, pool_padding="valid", name="conv5")
-    if include_top:
+    if args.include_top:
         x = tf.keras.layers.Flatten(name="flatten")(x)
         for i in (6, 7):
             x = lq.layers.QuantDense(4096, name=f"fc{i}", **quant_kwargs())(x)
             x = bn(f"fc{i}_bn")(x)
         x = tf.keras.layers.Activation(clip_by_value_activation, name="fc_clip")(x)
-        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
-    return finish(
-        inputs, x, name="dorefanet", include_top=include_top,
-        classifier_activation=classifier_activation, weights=weights,
-    )  # fmt: skip
+        x = tf.keras.layers.Dense(args.num_classes, name="logits")(x)
+    return finish(args, inputs, x)

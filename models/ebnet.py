@@ -142,7 +142,6 @@ def _eb_kwargs(num_experts: int, use_se: bool | None, implementation: str, form:
     lce_binary=True,
     default_input_shape=(224, 224, 3),
     family="ebnet",
-    paper=PAPER,
     tags=("large",),
     training=TRAINING,
 )
@@ -207,7 +206,6 @@ def ebnet(
     lce_binary=True,
     default_input_shape=(28, 28, 1),
     family="ebnet",
-    paper=PAPER,
     training=TRAINING,
 )
 def ebnet_small(

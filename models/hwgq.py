@@ -7,43 +7,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import tensorflow as tf
 
 from bnn_tf.methods.hwgq import Hwgq
-from bnn_tf.models._parts import DEFAULT_WIDTHS, SHAPE, plain_small
+from bnn_tf.models._parts import SMALL, latent_adam, plain_small
 from bnn_tf.models.registry import register
+
+FAMILY = "kbit"
+PAPER = "Cai et al., Deep Learning with Low Precision by Half-wave Gaussian Quantization, CVPR 2017"
 
 
 @register(
     "hwgq_small",
-    description="HWGQ: binary weights (sign W) + half-wave Gaussian k-bit activations "
-    "(default 2); float kernels under LCE",
+    kind=SMALL,
     lce_binary=False,
-    default_input_shape=SHAPE,
-    float_twin="bnn_small_float",
-    family="kbit",
-    paper="Cai et al., Deep Learning with Low Precision by Half-wave Gaussian Quantization, CVPR 2017",
-    training={"name": "adam", "learning_rate": 2e-3,
-              "why": "latent weights (paper: SGD); Adam 2e-3 cosine, the methods-table setting"},
-)  # fmt: skip
-def hwgq_small(
-    *,
-    input_shape: Sequence[int] = SHAPE,
-    num_classes: int = 10,
-    include_top: bool = True,
-    stem_width: int = 32,
-    widths: Sequence[int] = DEFAULT_WIDTHS,
-    k_bit: int = 2,
-) -> tf.keras.Model:
-    """bnn_small layout; each conv reads HWGQ(BN output) with sign(W) binary weights."""
+    training=latent_adam(
+        "latent weights (paper: SGD); Adam 2e-3 cosine, the methods-table setting",
+        0.002,
+    ),
+)
+def hwgq_small(args, *, k_bit: int = 2) -> tf.keras.Model:
+    """HWGQ: binary weights (sign W) + half-wave Gaussian k-bit activations (default 2); float
+    kernels under LCE.
+
+    bnn_small layout; each conv reads HWGQ(BN output) with sign(W) binary weights."""
     return plain_small(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        stem_width=stem_width,
-        widths=widths,
+        args,
         conv_kwargs=lambda: {
             "input_quantizer": Hwgq(k_bit),
             # The paper's α·sign(W); α is dropped because BN follows (a no-op there, see
@@ -52,5 +41,4 @@ def hwgq_small(
             "kernel_quantizer": "ste_sign",
             "kernel_constraint": "weight_clip",
         },
-        name="hwgq_small",
     )

@@ -20,8 +20,17 @@ import tensorflow as tf
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods.bireal import bireal_block
 from bnn_tf.methods.irnet import EdeSign, LibraPBWeight
-from bnn_tf.models._parts import DEFAULT_WIDTHS, SHAPE, classifier_head, residual_small
+from bnn_tf.models._parts import (
+    SHAPE,
+    SMALL,
+    classifier_head,
+    latent_adam,
+    residual_small,
+)
 from bnn_tf.models.registry import register
+
+FAMILY = "irnet"
+PAPER = "Qin et al., IR-Net, CVPR 2020"
 
 
 def _irnet_block_kwargs(shortcut: str) -> dict[str, Any]:
@@ -30,42 +39,23 @@ def _irnet_block_kwargs(shortcut: str) -> dict[str, Any]:
 
 @register(
     "irnet_small",
-    description="IR-Net: Libra-PB weights + EDE gradient on Bi-Real blocks; bnn_small size",
+    kind=SMALL,
     lce_binary=True,
-    default_input_shape=SHAPE,
-    float_twin="bnn_small_float",
-    family="irnet",
-    paper="Qin et al., IR-Net, CVPR 2020",
-    training={
-        "name": "adam",
-        "learning_rate": 1e-3,
-        "lr_schedule": {"kind": "cosine"},
-        "why": (
-            "IR-Net trains latent weights (Libra-PB standardises them; Bop makes it constant) "
-            "with SGD 0.1 + cosine; OptimizerConfig has no SGD, so Adam + cosine. EDE is declared"
-        ),
-    },
+    training=latent_adam(
+        "IR-Net trains latent weights (Libra-PB standardises them; Bop makes it constant) "
+        "with SGD 0.1 + cosine; OptimizerConfig has no SGD, so Adam + cosine. EDE is declared",
+    ),
 )
-def irnet_small(
-    *,
-    input_shape: Sequence[int] = SHAPE,
-    num_classes: int = 10,
-    include_top: bool = True,
-    stem_width: int = 32,
-    widths: Sequence[int] = DEFAULT_WIDTHS,
-) -> tf.keras.Model:
-    """Bi-Real-block bnn_small layout with IR-Net's quantizers (train with `EdeSchedule`).
+def irnet_small(args) -> tf.keras.Model:
+    """IR-Net: Libra-PB weights + EDE gradient on Bi-Real blocks; bnn_small size.
+
+    Bi-Real-block bnn_small layout with IR-Net's quantizers (train with `EdeSchedule`).
 
     Runs on LCE binary kernels.
     """
     return residual_small(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        stem_width=stem_width,
-        widths=widths,
+        args,
         block_kwargs=lambda: _irnet_block_kwargs("conv"),
-        name="irnet_small",
     )
 
 

@@ -160,7 +160,6 @@ def _register_large(name: str, label: str) -> None:
         lce_binary=True,
         default_input_shape=(224, 224, 3),
         family="meliusnet",
-        paper=PAPER,
         tags=("large",),
         training={
             "name": "bop",
@@ -209,7 +208,6 @@ for _name, _label in [
     lce_binary=True,
     default_input_shape=(28, 28, 1),
     family="meliusnet",
-    paper=PAPER,
     training={
         "name": "bop",
         "threshold": 1e-6,

@@ -7,39 +7,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import larq as lq
 import tensorflow as tf
 
 from bnn_tf.methods.pact import Pact
-from bnn_tf.models._parts import DEFAULT_WIDTHS, SHAPE, plain_small
+from bnn_tf.models._parts import SMALL, latent_adam, plain_small
 from bnn_tf.models.registry import register
+
+FAMILY = "kbit"
+PAPER = "Choi et al., PACT: Parameterized Clipping Activation, arXiv 1805.06085"
 
 
 @register(
     "pact_small",
-    description="PACT k-bit activations with learned clip α + DoReFa k-bit weights (default 2); "
-    "float kernels under LCE",
+    kind=SMALL,
     lce_binary=False,
-    default_input_shape=SHAPE,
-    float_twin="bnn_small_float",
-    family="kbit",
-    paper="Choi et al., PACT: Parameterized Clipping Activation, arXiv 1805.06085",
-    training={"name": "adam", "learning_rate": 2e-3,
-              "why": "k-bit latent weights (paper: SGD); Adam 2e-3 cosine, the methods-table setting"},
-)  # fmt: skip
-def pact_small(
-    *,
-    input_shape: Sequence[int] = SHAPE,
-    num_classes: int = 10,
-    include_top: bool = True,
-    stem_width: int = 32,
-    widths: Sequence[int] = DEFAULT_WIDTHS,
-    k_bit: int = 2,
-    alpha: float = 3.0,
-) -> tf.keras.Model:
-    """bnn_small layout with PACT activations and DoReFa weights, both `k_bit` bits.
+    training=latent_adam(
+        "k-bit latent weights (paper: SGD); Adam 2e-3 cosine, the methods-table setting",
+        0.002,
+    ),
+)
+def pact_small(args, *, k_bit: int = 2, alpha: float = 3.0) -> tf.keras.Model:
+    """PACT k-bit activations with learned clip α + DoReFa k-bit weights (default 2); float kernels
+    under LCE.
+
+    bnn_small layout with PACT activations and DoReFa weights, both `k_bit` bits.
 
     NOT an LCE binary model: k-bit convs stay float `CONV_2D` (emulated).
 
@@ -48,16 +40,11 @@ def pact_small(
         alpha: initial clipping level (paper 10; 3 suits the BN'd inputs here).
     """
     return plain_small(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        stem_width=stem_width,
-        widths=widths,
+        args,
         conv_kwargs=lambda: {
             # The paper's α = 10 puts the 2-bit levels at 0/3.3/6.7/10: a BN'd input (≈ N(0, 1))
             # then quantizes to 0 almost everywhere and the loss does not move (measured).
             "input_quantizer": Pact(k_bit, alpha=alpha),
             "kernel_quantizer": lq.quantizers.DoReFa(k_bit=k_bit, mode="weights"),
         },
-        name="pact_small",
     )

@@ -24,9 +24,10 @@ import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods import quicknet as qn
-from bnn_tf.models._larq_zoo import finish, global_pool, zoo_input
+from bnn_tf.models._larq_zoo import IMAGENET, SMALL_INPUT, finish, global_pool, zoo_input
 from bnn_tf.models.registry import register
 
+FAMILY = "quicknet"
 PAPER = "Bannink et al., Larq Compute Engine, MLSys 2021 (QuickNet, larq-zoo 2.4)"
 
 # larq-zoo's TrainQuickNet: Adam on binary kernels (lr 1e-2) and SGD with momentum 0.9
@@ -50,15 +51,7 @@ SECTIONS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
 
 
 def build_quicknet(
-    *,
-    section_blocks: Sequence[int],
-    section_filters: Sequence[int],
-    input_shape: Sequence[int | None],
-    num_classes: int,
-    include_top: bool,
-    weights: Any = None,
-    classifier_activation: str | None = None,
-    name: str,
+    args: Any, *, section_blocks: Sequence[int], section_filters: Sequence[int]
 ) -> tf.keras.Model:
     """Stem → sections of residual blocks (a transition where the width changes) → head.
 
@@ -70,21 +63,20 @@ def build_quicknet(
             f"section_blocks {tuple(section_blocks)} and section_filters "
             f"{tuple(section_filters)} must have the same length."
         )
-    inputs = zoo_input(input_shape, num_classes)
+    inputs = zoo_input(args)
     x = qn.stem(inputs, section_filters[0])
     for s, (blocks, filters) in enumerate(zip(section_blocks, section_filters, strict=True)):
         for b in range(blocks):
             if filters != x.shape[-1]:
                 x = qn.transition_block(x, filters, strides=2, name=f"section{s}_transition")
             x = qn.residual_block(x, name=f"section{s}_block{b}")
-    if include_top:
+    if args.include_top:
         x = tf.keras.layers.Activation("relu", name="head_relu")(x)
         x = global_pool(x)
-        x = lq.layers.QuantDense(num_classes, kernel_initializer="glorot_normal", name="logits")(x)
-    return finish(
-        inputs, x, name=name, include_top=include_top,
-        classifier_activation=classifier_activation, weights=weights,
-    )  # fmt: skip
+        x = lq.layers.QuantDense(
+            args.num_classes, kernel_initializer="glorot_normal", name="logits"
+        )(x)
+    return finish(args, inputs, x)
 
 
 def _register(name: str, label: str) -> None:
@@ -92,35 +84,18 @@ def _register(name: str, label: str) -> None:
 
     @register(
         name,
+        kind=IMAGENET,
         description=f"{label} (larq-zoo 2.4 graph): blocks {list(blocks)}, widths {list(filters)}",
         lce_binary=True,
-        default_input_shape=(224, 224, 3),
-        family="quicknet",
-        paper=PAPER,
-        tags=("large", "larq_zoo"),
         training=TRAINING,
     )
-    def factory(
-        *,
-        input_shape: Sequence[int | None] = (224, 224, 3),
-        num_classes: int = 1000,
-        include_top: bool = True,
-        weights: Any = None,
-        classifier_activation: str | None = None,
-    ) -> tf.keras.Model:
-        return build_quicknet(
-            section_blocks=blocks, section_filters=filters, input_shape=input_shape,
-            num_classes=num_classes, include_top=include_top, weights=weights,
-            classifier_activation=classifier_activation, name=name,
-        )  # fmt: skip
+    def factory(args) -> tf.keras.Model:
+        return build_quicknet(args, section_blocks=blocks, section_filters=filters)
 
     factory.__name__ = name
     factory.__doc__ = (
         f"{label}, larq-zoo 2.4's graph (keras.applications-style; logits out by default).\n\n"
-        "Args:\n    input_shape: (height, width, channels).\n    num_classes: classes.\n"
-        "    include_top: add ReLU → global pool → Dense.\n"
-        "    weights: None (random) or the path of a larq-zoo `.h5` weight file.\n"
-        '    classifier_activation: None (logits) or "softmax" (larq-zoo\'s output).\n'
+        + IMAGENET.doc
     )
     globals()[name] = factory
 
@@ -133,19 +108,14 @@ for _name, _label in [
 
 @register(
     "quicknet_small_input",
+    kind=SMALL_INPUT,
     description="QuickNet blocks for 28×28 / 32×32: stride-1 stem conv, sections [2,2,2] × 64/128/256",
     lce_binary=True,
-    default_input_shape=(28, 28, 1),
-    family="quicknet",
-    paper=PAPER,
     training=TRAINING,
 )
 def quicknet_small_input(
+    args,
     *,
-    input_shape: Sequence[int] = (28, 28, 1),
-    num_classes: int = 10,
-    include_top: bool = True,
-    weights: Any = None,
     section_blocks: Sequence[int] = (2, 2, 2),
     section_filters: Sequence[int] = (64, 128, 256),
 ) -> tf.keras.Model:
@@ -155,8 +125,4 @@ def quicknet_small_input(
     again from there (7 → 4 → 2 with three sections). Binary convs: SteSign(1.25),
     `pad_values=1`, fused ReLU, BN after: every one becomes `LceBconv2d`.
     """
-    return build_quicknet(
-        section_blocks=section_blocks, section_filters=section_filters,
-        input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-        weights=weights, name="quicknet_small_input",
-    )  # fmt: skip
+    return build_quicknet(args, section_blocks=section_blocks, section_filters=section_filters)

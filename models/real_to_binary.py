@@ -11,13 +11,10 @@ block outputs are `Identity` layers here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import tensorflow as tf
 
 from bnn_tf.methods import real_to_binary as r2b
-from bnn_tf.models._larq_zoo import finish, zoo_input
+from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input
 from bnn_tf.models.registry import register
 
 PAPER = (
@@ -27,12 +24,10 @@ PAPER = (
 
 @register(
     "real_to_binary_net",
+    kind=IMAGENET,
     description="Real-to-Binary Net (BNN, larq-zoo 2.4 graph): data-driven gated binary blocks",
     lce_binary=True,
-    default_input_shape=(224, 224, 3),
     family="real_to_binary",
-    paper=PAPER,
-    tags=("large", "larq_zoo"),
     training={
         "name": "adam",
         "learning_rate": 2e-4,
@@ -44,25 +39,11 @@ PAPER = (
         ),
     },
 )
-def real_to_binary_net(
-    *,
-    input_shape: Sequence[int | None] = (224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    weights: Any = None,
-    classifier_activation: str | None = None,
-) -> tf.keras.Model:
-    """RealToBinaryNet, larq-zoo 2.4's graph (keras.applications-style; logits out by default).
-
-    Args:
-        input_shape: (height, width, channels).
-        num_classes: classes.
-        include_top: add global pool → Dense.
-        weights: None (random) or the path of a larq-zoo `.h5` weight file.
-        classifier_activation: None (logits) or "softmax" (larq-zoo's output, a `Softmax` layer).
-    """
+def real_to_binary_net(args) -> tf.keras.Model:
+    """RealToBinaryNet, larq-zoo 2.4's graph (keras.applications-style; logits out by default)."""
     name = "r2b_bnn"
-    inputs = zoo_input(input_shape, num_classes)
+    activation = args.classifier_activation
+    inputs = zoo_input(args)
     x = tf.keras.layers.Conv2D(
         64, 7, strides=2, padding="same", use_bias=False,
         kernel_initializer=r2b.KERNEL_INITIALIZER, name=f"{name}_block_1_conv2d",
@@ -77,15 +58,12 @@ def real_to_binary_net(
         x = r2b.binary_block(
             x, downsample=block % 2 == 0 and block > 3, name=f"{name}_block_{block}"
         )
-    if include_top:
+    if args.include_top:
         head = f"{name}_block_10"
         x = r2b.global_pool(x, f"{head}global_pool")
-        x = tf.keras.layers.Dense(num_classes, name=f"{head}_logits")(x)
-        if classifier_activation == "softmax":
+        x = tf.keras.layers.Dense(args.num_classes, name=f"{head}_logits")(x)
+        if activation == "softmax":
             # larq-zoo ends on a Softmax layer here (not Activation): same graph, same name
             x = tf.keras.layers.Softmax(name=f"{head}_probs", dtype="float32")(x)
-            classifier_activation = None
-    return finish(
-        inputs, x, name=name, include_top=include_top,
-        classifier_activation=classifier_activation, weights=weights,
-    )  # fmt: skip
+            activation = None
+    return finish(args, inputs, x, name=name, classifier_activation=activation)

@@ -220,7 +220,6 @@ def _imagenet_resnet(
     default_input_shape=(28, 28, 1),
     float_twin="recu_resnet20_float",
     family="recu",
-    paper=PAPER,
     training={
         "name": "bop",
         "threshold": 1e-6,
@@ -303,7 +302,6 @@ def recu_resnet20_float(
     lce_binary=True,
     default_input_shape=(28, 28, 1),
     family="recu",
-    paper=PAPER,
     training={
         "name": "bop",
         "threshold": 1e-6,
@@ -349,7 +347,6 @@ def recu_resnet18(
     lce_binary=True,
     default_input_shape=(224, 224, 3),
     family="recu",
-    paper=PAPER,
     tags=("large",),
     training={
         "name": "bop",
@@ -389,7 +386,6 @@ def recu_resnet18_imagenet(
     lce_binary=True,
     default_input_shape=(224, 224, 3),
     family="recu",
-    paper=PAPER,
     tags=("large",),
     training={
         "name": "bop",

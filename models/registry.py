@@ -8,9 +8,12 @@ CLI uses the same two functions, so a model registered here is usable from
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import tensorflow as tf
@@ -104,37 +107,112 @@ def check_input_shape(name: str, input_shape: tuple[int, ...]) -> None:
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+# name → the function registered under it (re-importing a module registers the same again).
+_SOURCES: dict[str, Callable[..., tf.keras.Model]] = {}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A family of factories that share their leading keyword options and registry defaults.
+
+    A factory registered with a kind is written as `def f(args, *, own_option=...)`:
+    it receives the shared options as one `args` object (attributes named after
+    `parameters`, plus `name`, the registry name) and declares only its own. The
+    registered factory is keyword-only over both, with a real signature
+    (`inspect.signature`, `bnn-tf models`, `build`'s option check see every option).
+
+    Attributes:
+        parameters: the shared keyword-only parameters, in order, with defaults.
+        defaults: `register` arguments the kind sets unless given (e.g. the default input).
+        doc: the shared options' docs, appended to every factory's docstring.
+    """
+
+    parameters: tuple[inspect.Parameter, ...]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    doc: str = ""
+
+
+def option(name: str, default: Any, annotation: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    """A keyword-only factory parameter, for `Kind.parameters`."""
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+def _with_kind(function: Callable[..., tf.keras.Model], kind: Kind, name: str) -> Factory:
+    own = list(inspect.signature(function).parameters.values())[1:]
+    signature = inspect.Signature([*kind.parameters, *own], return_annotation=tf.keras.Model)
+    shared = [p.name for p in kind.parameters]
+
+    @functools.wraps(function)
+    def factory(**kwargs: Any) -> tf.keras.Model:
+        bound = signature.bind(**kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        args = SimpleNamespace(name=name, **{k: values.pop(k) for k in shared})
+        return function(args, **values)
+
+    factory.__signature__ = signature  # type: ignore[attr-defined]
+    if kind.doc:
+        factory.__doc__ = f"{inspect.getdoc(function) or ''}\n\n{kind.doc}"
+    return factory
+
+
+def _module_value(function: Callable, attribute: str, default: Any) -> Any:
+    return getattr(sys.modules.get(function.__module__), attribute, default)
+
+
+def _first_paragraph(function: Callable) -> str:
+    doc = inspect.getdoc(function) or ""
+    return " ".join(doc.split("\n\n", 1)[0].split()).rstrip(".")
 
 
 def register(
     name: str,
     *,
-    description: str,
     lce_binary: bool,
-    default_input_shape: tuple[int, ...],
+    kind: Kind | None = None,
+    description: str | None = None,
+    default_input_shape: tuple[int, ...] | None = None,
     float_twin: str | None = None,
-    family: str = "other",
-    paper: str = "",
+    family: str | None = None,
+    paper: str | None = None,
     tags: tuple[str, ...] = (),
     training: Mapping[str, Any] | None = None,
     min_input_size: int | None = None,
     input_channels: tuple[int, ...] = (1, 3),
-) -> Callable[[Factory], Factory]:
-    """Decorator: add a model factory to the zoo under `name`."""
+) -> Callable[[Callable[..., tf.keras.Model]], Factory]:
+    """Decorator: add a model factory to the zoo under `name`; returns the registered factory.
 
-    def decorator(factory: Factory) -> Factory:
-        if name in _REGISTRY and _REGISTRY[name].factory is not factory:
+    What is not given comes from the factory and its module, so a model module
+    states each fact once: `description` is the docstring's first paragraph,
+    `family` and `paper` the module's `FAMILY` and `PAPER` constants, and `kind`
+    (see `Kind`) supplies shared options and defaults such as `default_input_shape`.
+    """
+
+    def decorator(function: Callable[..., tf.keras.Model]) -> Factory:
+        factory = _with_kind(function, kind, name) if kind is not None else function
+        if _SOURCES.setdefault(name, function) is not function:
             raise ValueError(f"Model name {name!r} is already registered.")
+        given = {
+            "default_input_shape": default_input_shape,
+            "float_twin": float_twin,
+            "tags": tags or None,
+        }
+        values = dict(kind.defaults) if kind else {}
+        values.update({k: v for k, v in given.items() if v is not None})
+        if "default_input_shape" not in values:
+            raise ValueError(f"model {name!r} registers no default_input_shape (nor its kind).")
         _REGISTRY[name] = ModelInfo(
             name=name,
             factory=factory,
-            description=description,
+            description=description or _first_paragraph(function),
             lce_binary=lce_binary,
-            default_input_shape=tuple(default_input_shape),
-            float_twin=float_twin,
-            family=family,
-            paper=paper,
-            tags=tuple(tags),
+            default_input_shape=tuple(values["default_input_shape"]),
+            float_twin=values.get("float_twin"),
+            family=family or _module_value(function, "FAMILY", "other"),
+            paper=paper if paper is not None else _module_value(function, "PAPER", ""),
+            tags=tuple(values.get("tags", ())),
             training=dict(training or {}),
             min_input_size=min_input_size,
             input_channels=tuple(input_channels),

@@ -7,43 +7,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import tensorflow as tf
 
 from bnn_tf.methods.ttq import TtqWeight
-from bnn_tf.models._parts import DEFAULT_WIDTHS, SHAPE, plain_small
+from bnn_tf.models._parts import SMALL, latent_adam, plain_small
 from bnn_tf.models.registry import register
+
+FAMILY = "ternary"
+PAPER = "Zhu et al., Trained Ternary Quantization, ICLR 2017"
 
 
 @register(
     "ttq_small",
-    description="TTQ: trained ternary weights {Wp, 0, -Wn} (t = 0.05), float activations; "
-    "float kernels under LCE",
+    kind=SMALL,
     lce_binary=False,
-    default_input_shape=SHAPE,
-    float_twin="bnn_small_float",
-    family="ternary",
-    paper="Zhu et al., Trained Ternary Quantization, ICLR 2017",
-    training={"name": "adam", "learning_rate": 2e-3,
-              "why": "the paper trains latent weights and Wp/Wn with Adam"},
-)  # fmt: skip
-def ttq_small(
-    *,
-    input_shape: Sequence[int] = SHAPE,
-    num_classes: int = 10,
-    include_top: bool = True,
-    stem_width: int = 32,
-    widths: Sequence[int] = DEFAULT_WIDTHS,
-    threshold: float = 0.05,
-) -> tf.keras.Model:
-    """bnn_small layout with TTQ kernels and float activations (emulated under LCE)."""
+    training=latent_adam(
+        "the paper trains latent weights and Wp/Wn with Adam",
+        0.002,
+    ),
+)
+def ttq_small(args, *, threshold: float = 0.05) -> tf.keras.Model:
+    """TTQ: trained ternary weights {Wp, 0, -Wn} (t = 0.05), float activations; float kernels under
+    LCE.
+
+    bnn_small layout with TTQ kernels and float activations (emulated under LCE)."""
     return plain_small(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        stem_width=stem_width,
-        widths=widths,
+        args,
         conv_kwargs=lambda: {"kernel_quantizer": TtqWeight(threshold)},
-        name="ttq_small",
     )

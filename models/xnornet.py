@@ -10,59 +10,39 @@ optimizer (Adam); Bop sets binary weights to exactly ±1, which makes α constan
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import tensorflow as tf
 
 from bnn_tf.methods.xnor import XnorWeight, XnorWeightScale
-from bnn_tf.models._parts import DEFAULT_WIDTHS, SHAPE, plain_small
+from bnn_tf.models._parts import SMALL, latent_adam, plain_small
 from bnn_tf.models.registry import register
+
+FAMILY = "xnornet"
+PAPER = "Rastegari et al., XNOR-Net, ECCV 2016"
 
 
 @register(
     "xnornet_small",
-    description="XNOR-Net: BN→sign→conv(α·sign W, α=mean|W| per filter)→pool; bnn_small size",
+    kind=SMALL,
     lce_binary=True,
-    default_input_shape=SHAPE,
-    float_twin="bnn_small_float",
-    family="xnornet",
-    paper="Rastegari et al., XNOR-Net, ECCV 2016",
-    training={
-        "name": "adam",
-        "learning_rate": 1e-3,
-        "lr_schedule": {"kind": "cosine"},
-        "why": (
-            "XNOR-Net trains latent weights (α = mean|W| needs them; Bop makes α constant): "
-            "Adam, cosine; lr is the library default (methods.md records none)"
-        ),
-    },
+    training=latent_adam(
+        "XNOR-Net trains latent weights (α = mean|W| needs them; Bop makes α constant): "
+        "Adam, cosine; lr is the library default (methods.md records none)"
+    ),
 )
-def xnornet_small(
-    *,
-    input_shape: Sequence[int] = SHAPE,
-    num_classes: int = 10,
-    include_top: bool = True,
-    stem_width: int = 32,
-    widths: Sequence[int] = DEFAULT_WIDTHS,
-) -> tf.keras.Model:
-    """XNOR-Net block order (BN → sign → conv → pool) with the per-filter weight scale α.
+def xnornet_small(args) -> tf.keras.Model:
+    """XNOR-Net: BN→sign→conv(α·sign W, α=mean|W| per filter)→pool; bnn_small size
 
     Runs on LCE binary kernels: the input quantizer is `ste_sign` and the
     kernel freezes to ±α_o, whose α becomes LceBconv2d's output multiplier.
     """
     return plain_small(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        stem_width=stem_width,
-        widths=widths,
+        args,
         conv_kwargs=lambda: {
             "input_quantizer": "ste_sign",
             "kernel_quantizer": XnorWeight(),
             "pad_values": 1.0,
         },
         bn_before_conv=True,
-        name="xnornet_small",
     )
 
 
@@ -70,21 +50,17 @@ def xnornet_small(
 # XNOR-Net (AlexNet) at ImageNet size: larq-zoo 2.4's graph (weights= loads its .h5 files).
 # ---------------------------------------------------------------------------------------
 
-from typing import Any  # noqa: E402
 
 import larq as lq  # noqa: E402
 
-from bnn_tf.models._larq_zoo import finish, zoo_input  # noqa: E402
+from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input  # noqa: E402
 
 
 @register(
     "xnornet",
+    kind=IMAGENET,
     description="XNOR-Net AlexNet (larq-zoo 2.4 graph): BN→sign→conv(α·sign W), ImageNet size",
     lce_binary=True,
-    default_input_shape=(224, 224, 3),
-    family="xnornet",
-    paper="Rastegari et al., XNOR-Net, ECCV 2016",
-    tags=("large", "larq_zoo"),
     training={
         "name": "adam",
         "learning_rate": 1e-3,
@@ -95,23 +71,8 @@ from bnn_tf.models._larq_zoo import finish, zoo_input  # noqa: E402
         ),
     },
 )
-def xnornet(
-    *,
-    input_shape: Sequence[int | None] = (224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    weights: Any = None,
-    classifier_activation: str | None = None,
-) -> tf.keras.Model:
-    """XNOR-Net (AlexNet), larq-zoo 2.4's graph (keras.applications-style; logits out by default).
-
-    Args:
-        input_shape: (height, width, channels).
-        num_classes: classes.
-        include_top: add the binary 1×1 FC → BN → ReLU → Flatten → Dense classifier.
-        weights: None (random) or the path of a larq-zoo `.h5` weight file.
-        classifier_activation: None (logits) or "softmax" (larq-zoo's output).
-    """
+def xnornet(args) -> tf.keras.Model:
+    """XNOR-Net (AlexNet), larq-zoo 2.4's graph (keras.applications-style; logits out by default)."""
 
     def regularizer():
         return tf.keras.regularizers.l2(5e-7)
@@ -128,7 +89,7 @@ def xnornet(
             momentum=0.9, scale=False, epsilon=epsilon, name=name
         )
 
-    inputs = zoo_input(input_shape, num_classes)
+    inputs = zoo_input(args)
     x = tf.keras.layers.Conv2D(
         96, 11, strides=4, padding="same", use_bias=False,
         kernel_regularizer=regularizer(), name="stem_conv",
@@ -149,15 +110,12 @@ def xnornet(
     x = bn(1e-4, "fc6_pre_bn")(x)
     x = quant_conv(4096, 6, "valid", "fc6")(x)
     x = bn(1e-4, "fc7_pre_bn")(x)
-    if include_top:
+    if args.include_top:
         x = quant_conv(4096, 1, "valid", "fc7")(x)
         x = bn(1e-3, "fc7_bn")(x)
         x = tf.keras.layers.Activation("relu", name="fc7_relu")(x)
         x = tf.keras.layers.Flatten(name="flatten")(x)
         x = tf.keras.layers.Dense(
-            num_classes, use_bias=False, kernel_regularizer=regularizer(), name="logits"
+            args.num_classes, use_bias=False, kernel_regularizer=regularizer(), name="logits"
         )(x)
-    return finish(
-        inputs, x, name="xnornet", include_top=include_top,
-        classifier_activation=classifier_activation, weights=weights,
-    )  # fmt: skip
+    return finish(args, inputs, x)

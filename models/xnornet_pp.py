@@ -7,43 +7,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import tensorflow as tf
 
 from bnn_tf.methods.xnor import XnorScale
-from bnn_tf.models._parts import DEFAULT_WIDTHS, SHAPE, plain_small
+from bnn_tf.models._parts import SMALL, latent_adam, plain_small
 from bnn_tf.models.registry import register
+
+FAMILY = "xnornet"
+PAPER = "Bulat & Tzimiropoulos, XNOR-Net++, BMVC 2019"
 
 
 @register(
     "xnornet_pp_small",
-    description="XNOR-Net++: sign convs × learned output scale Γ (factorised or per channel)",
+    kind=SMALL,
     lce_binary=True,
-    default_input_shape=SHAPE,
-    float_twin="bnn_small_float",
-    family="xnornet",
-    paper="Bulat & Tzimiropoulos, XNOR-Net++, BMVC 2019",
-    training={
-        "name": "adam",
-        "learning_rate": 1e-3,
-        "lr_schedule": {"kind": "cosine"},
-        "why": (
-            "XNOR-Net++ trains latent weights with a weight clip: Adam, cosine; "
-            "lr is the library default"
-        ),
-    },
+    training=latent_adam(
+        "XNOR-Net++ trains latent weights with a weight clip: Adam, cosine; lr is the library "
+        "default",
+    ),
 )
-def xnornet_pp_small(
-    *,
-    input_shape: Sequence[int] = SHAPE,
-    num_classes: int = 10,
-    include_top: bool = True,
-    stem_width: int = 32,
-    widths: Sequence[int] = DEFAULT_WIDTHS,
-    scale: str = "factorised",
-) -> tf.keras.Model:
-    """bnn_small layout with XNOR-Net++'s learned scale Γ after each binary conv.
+def xnornet_pp_small(args, *, scale: str = "factorised") -> tf.keras.Model:
+    """XNOR-Net++: sign convs × learned output scale Γ (factorised or per channel)
+
+    bnn_small layout with XNOR-Net++'s learned scale Γ after each binary conv.
 
     Runs on LCE binary kernels. `scale="channel"` folds into the output
     multiplier (free); `"factorised"` (α⊗β⊗γ over C×H×W, the default) stays
@@ -53,11 +39,7 @@ def xnornet_pp_small(
         scale: `"factorised"` or `"channel"` (see `bnn_tf.methods.xnor.XnorScale`).
     """
     return plain_small(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        stem_width=stem_width,
-        widths=widths,
+        args,
         conv_kwargs=lambda: {
             "input_quantizer": "ste_sign",
             "kernel_quantizer": "ste_sign",
@@ -65,5 +47,4 @@ def xnornet_pp_small(
             "pad_values": 1.0,
         },
         after_conv=lambda n: XnorScale(scale, name=n),
-        name="xnornet_pp_small",
     )
