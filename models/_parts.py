@@ -80,14 +80,6 @@ SMALL = Kind(
 )
 
 
-def latent_adam(why: str, learning_rate: float = 1e-3, schedule: str = "cosine") -> dict:
-    """A registry `training=` entry: Adam on latent weights with a `schedule` learning rate."""
-    spec: dict[str, Any] = {"name": "adam", "learning_rate": learning_rate, "why": why}
-    if schedule != "cosine":  # cosine is OptimizerConfig's default
-        spec["lr_schedule"] = {"kind": schedule, **({"final": 0.0} if schedule == "linear" else {})}
-    return spec
-
-
 def plain_small(
     args: Any,
     *,

@@ -13,7 +13,7 @@ import larq as lq
 import tensorflow as tf
 
 from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input
-from bnn_tf.models.registry import register
+from bnn_tf.models.registry import latent_adam, register
 
 PAPER = "Hubara et al., Binarized Neural Networks, NeurIPS 2016 (AlexNet, larq-zoo 2.4)"
 
@@ -35,12 +35,13 @@ def _conv(x, features, kernel_size, *, strides=1, pool=False, first=False, name)
     description="BinaryAlexNet (larq-zoo 2.4 graph): binary convs and 1×1-conv classifier",
     lce_binary=True,
     family="baseline",
-    training={
-        "name": "adam",
-        "learning_rate": 1e-2,
-        "lr_schedule": {"kind": "step", "factor": 0.5, "every_epochs": 10},
-        "why": "larq-zoo TrainBinaryAlexNet: Adam lr 1e-2 halved every 10 epochs, 150 epochs, batch 512",
-    },
+    training=latent_adam(
+        "larq-zoo TrainBinaryAlexNet: Adam lr 1e-2 halved every 10 epochs, 150 epochs, batch 512",
+        1e-2,
+        schedule="step",
+        factor=0.5,
+        every_epochs=10,
+    ),
 )
 def binary_alexnet(args) -> tf.keras.Model:
     """BinaryAlexNet, larq-zoo 2.4's graph (keras.applications-style; logits out by default)."""

@@ -15,7 +15,7 @@ import larq as lq
 import tensorflow as tf
 
 from bnn_tf.models._larq_zoo import IMAGENET, finish, global_pool, zoo_input
-from bnn_tf.models.registry import register
+from bnn_tf.models.registry import latent_adam, register
 
 PAPER = "Bethge et al., Back to Simplicity: How to Train Accurate BNNs from Scratch?, 2019"
 CLIP = 1.25
@@ -49,15 +49,14 @@ def resnet_e_block(x: tf.Tensor, filters: int, *, strides: int = 1, name: str) -
     description="BinaryResNetE18 (larq-zoo 2.4 graph): a shortcut around every binary 3×3 conv",
     lce_binary=True,
     family="binary_resnet_e",
-    training={
-        "name": "adam",
-        "learning_rate": 4e-3,
-        "lr_schedule": {"kind": "step", "factor": 0.3, "every_epochs": 70},
-        "why": (
-            "Bethge et al. 2019 (larq-zoo TrainBinaryResNetE18): from scratch, Adam lr 4e-3, "
-            "×0.3 at epochs 70, 90, 110 of 120, batch 1024, weight clip 1.25"
-        ),
-    },
+    training=latent_adam(
+        "Bethge et al. 2019 (larq-zoo TrainBinaryResNetE18): from scratch, Adam lr 4e-3, "
+        "×0.3 at epochs 70, 90, 110 of 120, batch 1024, weight clip 1.25",
+        4e-3,
+        schedule="step",
+        factor=0.3,
+        every_epochs=70,
+    ),
 )
 def binary_resnet_e18(args, *, initial_filters: int = 64) -> tf.keras.Model:
     """BinaryResNetE18, larq-zoo 2.4's graph (keras.applications-style; logits out by default)."""

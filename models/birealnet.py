@@ -13,13 +13,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from bnn_tf.models._parts import (
-    SIGN_KERNEL,
-    SMALL,
-    latent_adam,
-    residual_small,
-)
-from bnn_tf.models.registry import register
+from bnn_tf.models._parts import SIGN_KERNEL, SMALL, residual_small
+from bnn_tf.models.registry import latent_adam, register
 
 FAMILY = "bireal"
 PAPER = "Liu et al., Bi-Real Net, ECCV 2018"
@@ -92,12 +87,11 @@ def _bireal_zoo_block(x: tf.Tensor, out_filters: int, *, name: str) -> tf.Tensor
     lce_binary=True,
     family="bireal",
     paper="Liu et al., Bi-Real Net, ECCV 2018",
-    training={
-        "name": "adam",
-        "learning_rate": 5e-3,
-        "lr_schedule": {"kind": "linear"},
-        "why": "larq-zoo TrainBiRealNet: Adam lr 5e-3 decayed linearly to 0, 300 epochs, batch 512",
-    },
+    training=latent_adam(
+        "larq-zoo TrainBiRealNet: Adam lr 5e-3 decayed linearly to 0, 300 epochs, batch 512",
+        5e-3,
+        schedule="linear",
+    ),
 )
 def birealnet(args, *, filters: int = 64) -> tf.keras.Model:
     """Bi-Real Net 18, larq-zoo 2.4's graph (keras.applications-style; logits out by default).
@@ -122,4 +116,4 @@ def birealnet(args, *, filters: int = 64) -> tf.keras.Model:
     if args.include_top:
         x = global_pool(x)
         x = tf.keras.layers.Dense(args.num_classes, name="logits")(x)
-    return finish(args, inputs, x)
+    return finish(args, inputs, x, name="birealnet18")

@@ -11,8 +11,8 @@ import larq as lq
 import tensorflow as tf
 
 from bnn_tf.methods.bnn_plus import BnnPlusRegularizer
-from bnn_tf.models._parts import SMALL, latent_adam, plain_small
-from bnn_tf.models.registry import register
+from bnn_tf.models._parts import SMALL, plain_small
+from bnn_tf.models.registry import latent_adam, register
 
 FAMILY = "bnn_plus"
 PAPER = "Darabi et al., BNN+: Improved Binary Network Training, arXiv 1812.11800"

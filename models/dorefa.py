@@ -17,8 +17,8 @@ import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods.dorefa import MagnitudeAwareSignUnclipped, clip_by_value_activation
-from bnn_tf.models._parts import SMALL, latent_adam, plain_small
-from bnn_tf.models.registry import register
+from bnn_tf.models._parts import SMALL, plain_small
+from bnn_tf.models.registry import latent_adam, register
 
 FAMILY = "dorefa"
 PAPER = "Zhou et al., DoReFa-Net, arXiv 1606.06160"
@@ -69,15 +69,14 @@ from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input  # noqa: E402
     lce_binary=False,
     family="dorefa",
     paper="Zhou et al., DoReFa-Net, arXiv 1606.06160",
-    training={
-        "name": "adam",
-        "learning_rate": 2e-4,
-        "lr_schedule": {"kind": "step", "factor": 0.2, "every_epochs": 60},
-        "why": (
-            "larq-zoo TrainDoReFaNet: Adam lr 2e-4 (ε 1e-5), ×0.2 at 60 and 75, then ×0.1 "
-            "every 2 epochs from 82, 90 epochs, batch 256"
-        ),
-    },
+    training=latent_adam(
+        "larq-zoo TrainDoReFaNet: Adam lr 2e-4 (ε 1e-5), ×0.2 at 60 and 75, then ×0.1 "
+        "every 2 epochs from 82, 90 epochs, batch 256",
+        2e-4,
+        schedule="step",
+        factor=0.2,
+        every_epochs=60,
+    ),
 )
 def dorefanet(args, *, activations_k_bit: int = 2) -> tf.keras.Model:
     """DoReFa-Net (AlexNet), larq-zoo 2.4's graph (keras.applications-style; logits out by default).

@@ -20,14 +20,8 @@ import tensorflow as tf
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods.bireal import bireal_block
 from bnn_tf.methods.irnet import EdeSign, LibraPBWeight
-from bnn_tf.models._parts import (
-    SHAPE,
-    SMALL,
-    classifier_head,
-    latent_adam,
-    residual_small,
-)
-from bnn_tf.models.registry import register
+from bnn_tf.models._parts import SHAPE, SMALL, classifier_head, residual_small
+from bnn_tf.models.registry import latent_adam, register
 
 FAMILY = "irnet"
 PAPER = "Qin et al., IR-Net, CVPR 2020"
@@ -66,15 +60,10 @@ def irnet_small(args) -> tf.keras.Model:
     default_input_shape=SHAPE,
     family="irnet",
     paper="Qin et al., IR-Net, CVPR 2020 (CIFAR-10 ResNet-20: 86.5%)",
-    training={
-        "name": "adam",
-        "learning_rate": 1e-3,
-        "lr_schedule": {"kind": "cosine"},
-        "why": (
-            "IR-Net: latent weights, SGD 0.1 + cosine in the paper; Adam + cosine here "
-            "(OptimizerConfig has no SGD). EDE is declared"
-        ),
-    },
+    training=latent_adam(
+        "IR-Net: latent weights, SGD 0.1 + cosine in the paper; Adam + cosine here "
+        "(OptimizerConfig has no SGD). EDE is declared"
+    ),
 )
 def irnet_resnet20(
     *,

@@ -29,7 +29,7 @@ import tensorflow as tf
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods import melius
 from bnn_tf.models._parts import classifier_head
-from bnn_tf.models.registry import register
+from bnn_tf.models.registry import bop_adam, register
 
 PAPER = "Bethge et al., MeliusNet: An Improved Network Architecture for Binary Neural Networks, WACV 2021"
 _BOP_WHY = (
@@ -161,14 +161,7 @@ def _register_large(name: str, label: str) -> None:
         default_input_shape=(224, 224, 3),
         family="meliusnet",
         tags=("large",),
-        training={
-            "name": "bop",
-            "threshold": 1e-6,
-            "gamma": 1e-3,
-            "learning_rate": 1e-3,
-            "lr_schedule": {"kind": "cosine"},
-            "why": _BOP_WHY,
-        },
+        training=bop_adam(_BOP_WHY),
     )
     def factory(
         *,
@@ -208,14 +201,7 @@ for _name, _label in [
     lce_binary=True,
     default_input_shape=(28, 28, 1),
     family="meliusnet",
-    training={
-        "name": "bop",
-        "threshold": 1e-6,
-        "gamma": 1e-3,
-        "learning_rate": 1e-3,
-        "lr_schedule": {"kind": "cosine"},
-        "why": _BOP_WHY,
-    },
+    training=bop_adam(_BOP_WHY),
 )
 def meliusnet_small(
     *,

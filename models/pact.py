@@ -11,8 +11,8 @@ import larq as lq
 import tensorflow as tf
 
 from bnn_tf.methods.pact import Pact
-from bnn_tf.models._parts import SMALL, latent_adam, plain_small
-from bnn_tf.models.registry import register
+from bnn_tf.models._parts import SMALL, plain_small
+from bnn_tf.models.registry import latent_adam, register
 
 FAMILY = "kbit"
 PAPER = "Choi et al., PACT: Parameterized Clipping Activation, arXiv 1805.06085"

@@ -11,14 +11,8 @@ import larq as lq
 import tensorflow as tf
 
 from bnn_tf.methods.range_bn import RangeBatchNormalization
-from bnn_tf.models._parts import (
-    POOL_AFTER,
-    SMALL,
-    check_widths,
-    latent_adam,
-    small_model,
-)
-from bnn_tf.models.registry import register
+from bnn_tf.models._parts import POOL_AFTER, SMALL, check_widths, small_model
+from bnn_tf.models.registry import latent_adam, register
 
 FAMILY = "range_bn"
 PAPER = "Banner et al., Scalable Methods for 8-bit Training of Neural Networks, NeurIPS 2018"

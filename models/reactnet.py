@@ -10,13 +10,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from bnn_tf.methods.reactnet import RPReLU, RSignThreshold
-from bnn_tf.models._parts import (
-    SIGN_KERNEL,
-    SMALL,
-    latent_adam,
-    residual_small,
-)
-from bnn_tf.models.registry import register
+from bnn_tf.models._parts import SIGN_KERNEL, SMALL, residual_small
+from bnn_tf.models.registry import latent_adam, register
 
 FAMILY = "reactnet"
 PAPER = "Liu et al., ReActNet, ECCV 2020"
@@ -30,6 +25,7 @@ PAPER = "Liu et al., ReActNet, ECCV 2020"
         "ReActNet trains latent weights with Adam and a linearly decaying lr; lr is the "
         "library default (the paper's 5e-4 is for batch 256 on ImageNet)",
         schedule="linear",
+        final=0.0,
     ),
 )
 def reactnet_small(args) -> tf.keras.Model:

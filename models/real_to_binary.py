@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from bnn_tf.methods import real_to_binary as r2b
 from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input
-from bnn_tf.models.registry import register
+from bnn_tf.models.registry import latent_adam, register
 
 PAPER = (
     "Martinez et al., Training binary neural networks with real-to-binary convolutions, ICLR 2020"
@@ -28,16 +28,15 @@ PAPER = (
     description="Real-to-Binary Net (BNN, larq-zoo 2.4 graph): data-driven gated binary blocks",
     lce_binary=True,
     family="real_to_binary",
-    training={
-        "name": "adam",
-        "learning_rate": 2e-4,
-        "lr_schedule": {"kind": "step", "factor": 0.3, "every_epochs": 40},
-        "why": (
-            "Martinez et al. 2020 (larq-zoo TrainR2BBNN): multi-stage real → BAN → BNN with "
-            "attention matching; the BNN stage: Adam lr 2e-4, 5 warm-up epochs, ×0.3 at "
-            "40/60/70 of 75, batch 256, initialised from the BAN stage"
-        ),
-    },
+    training=latent_adam(
+        "Martinez et al. 2020 (larq-zoo TrainR2BBNN): multi-stage real → BAN → BNN with "
+        "attention matching; the BNN stage: Adam lr 2e-4, 5 warm-up epochs, ×0.3 at "
+        "40/60/70 of 75, batch 256, initialised from the BAN stage",
+        2e-4,
+        schedule="step",
+        factor=0.3,
+        every_epochs=40,
+    ),
 )
 def real_to_binary_net(args) -> tf.keras.Model:
     """RealToBinaryNet, larq-zoo 2.4's graph (keras.applications-style; logits out by default)."""

@@ -35,6 +35,7 @@ registered as `recu_resnet20_float`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import larq as lq
 import tensorflow as tf
@@ -43,9 +44,10 @@ from bnn_tf.errors import ConfigError
 from bnn_tf.methods.recu import HardTanh, ReCUConv2D
 from bnn_tf.methods.shortcuts import ZeroPadShortcut
 from bnn_tf.models._parts import classifier_head
-from bnn_tf.models.registry import register
+from bnn_tf.models.registry import Kind, bop_adam, latent_adam, option, register
 
 CONV_TYPES = ("recu", "ste_sign", "float")
+FAMILY = "recu"
 PAPER = "Xu et al., ReCU: Reviving the Dead Weights in Binary Neural Networks, ICCV 2021"
 # The paper trains latent weights with SGD 0.1 + cosine; on our Fashion-MNIST budget
 # Bop on the ReCU kernels beat Adam on latent ones (docs/recu.md).
@@ -131,27 +133,46 @@ def _check(conv: str, blocks: Sequence[int], widths: Sequence[int]) -> None:
         )
 
 
+# The options of the CIFAR-style ReCU ResNets (recu_resnet20, recu_resnet18).
+CIFAR = Kind(
+    parameters=(
+        option("input_shape", (28, 28, 1), Sequence[int]),
+        option("num_classes", 10, int),
+        option("include_top", True, bool),
+        option("conv", "recu", str),
+        option("b_star", 2.0, float),
+        option("width_multiplier", 1.0, float),
+        option("stem_strides", 1, int),
+        option("stem_pool", False, bool),
+    ),
+    defaults={"default_input_shape": (28, 28, 1)},
+    doc="""Options shared by the CIFAR-style ReCU ResNets:
+    input_shape: (height, width, channels); 28×28 and 32×32 are intended.
+    num_classes: number of logits.
+    include_top: add global average pool, BN and the Dense classifier.
+    conv: `"recu"`, `"ste_sign"` (plain larq binary conv) or `"float"`.
+    b_star: ReCU's Laplace scale b*.
+    width_multiplier: scales every stage width (2 = 32/64/128 for ResNet-20).
+    stem_strides: 2 makes the stem conv strided (half the resolution, ¼ the compute).
+    stem_pool: True adds a 2×2 max pool after the stem (also half the resolution;
+        it keeps more of the 28×28 image than a strided stem, docs/recu.md).""",
+)
+
+
 def _cifar_resnet(
-    *,
-    input_shape: Sequence[int],
-    num_classes: int,
-    include_top: bool,
-    widths: Sequence[int],
-    blocks: Sequence[int],
-    conv: str,
-    b_star: float,
-    name: str,
-    width_multiplier: float = 1.0,
-    stem_strides: int = 1,
-    stem_pool: bool = False,
+    args: Any, *, depth: int, widths: Sequence[int], blocks: Sequence[int]
 ) -> tf.keras.Model:
+    conv, b_star, width_multiplier = args.conv, args.b_star, args.width_multiplier
+    stem_strides, stem_pool = args.stem_strides, args.stem_pool
+    num_classes, include_top = args.num_classes, args.include_top
+    name = f"recu_resnet{depth}" if conv == "recu" else f"resnet{depth}_{conv}"
     if width_multiplier <= 0:
         raise ConfigError(f"width_multiplier must be > 0 (got {width_multiplier}).")
     if stem_strides not in (1, 2):
         raise ConfigError(f"stem_strides must be 1 or 2 (got {stem_strides}).")
     widths = [max(int(round(w * width_multiplier)), 1) for w in widths]
     _check(conv, blocks, widths)
-    inputs = tf.keras.Input(shape=tuple(input_shape))
+    inputs = tf.keras.Input(shape=tuple(args.input_shape))
     x = tf.keras.layers.Conv2D(
         widths[0], 3, strides=stem_strides, padding="same", use_bias=False, name="stem_conv"
     )(inputs)
@@ -215,60 +236,19 @@ def _imagenet_resnet(
 
 @register(
     "recu_resnet20",
+    kind=CIFAR,
     description="ReCU ResNet-20 (CIFAR style, 16/32/64, shortcut around every binary conv)",
     lce_binary=True,
-    default_input_shape=(28, 28, 1),
     float_twin="recu_resnet20_float",
-    family="recu",
-    training={
-        "name": "bop",
-        "threshold": 1e-6,
-        "gamma": 1e-3,
-        "learning_rate": 1e-3,
-        "lr_schedule": {"kind": "cosine"},
-        "why": _BOP_WHY,
-    },
+    training=bop_adam(_BOP_WHY),
 )
-def recu_resnet20(
-    *,
-    input_shape: Sequence[int] = (28, 28, 1),
-    num_classes: int = 10,
-    include_top: bool = True,
-    conv: str = "recu",
-    b_star: float = 2.0,
-    width_multiplier: float = 1.0,
-    stem_strides: int = 1,
-    stem_pool: bool = False,
-) -> tf.keras.Model:
+def recu_resnet20(args) -> tf.keras.Model:
     """ReCU ResNet-20 for small images (18 binary 3×3 convs, float stem and head).
 
     Outputs logits. Train with `bnn_tf.training.compile_model` (Bop + Adam) or
     `bnn_tf.methods.recu.recu_optimizer`, plus `bnn_tf.methods.recu.TauScheduler(epochs)`.
-
-    Args:
-        input_shape: (height, width, channels); 28×28 and 32×32 are intended.
-        num_classes: number of logits.
-        include_top: add global average pool, BN and the Dense classifier.
-        conv: `"recu"`, `"ste_sign"` (plain larq binary conv) or `"float"`.
-        b_star: ReCU's Laplace scale b*.
-        width_multiplier: scales every stage width (2 = 32/64/128).
-        stem_strides: 2 makes the stem conv strided (half the resolution, ¼ the compute).
-        stem_pool: True adds a 2×2 max pool after the stem (also half the resolution;
-            it keeps more of the 28×28 image than a strided stem, docs/recu.md).
     """
-    return _cifar_resnet(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        widths=(16, 32, 64),
-        blocks=(3, 3, 3),
-        conv=conv,
-        b_star=b_star,
-        width_multiplier=width_multiplier,
-        stem_strides=stem_strides,
-        stem_pool=stem_pool,
-        name="recu_resnet20" if conv == "recu" else f"resnet20_{conv}",
-    )
+    return _cifar_resnet(args, depth=20, widths=(16, 32, 64), blocks=(3, 3, 3))
 
 
 @register(
@@ -276,13 +256,7 @@ def recu_resnet20(
     description="Float twin of recu_resnet20 (same graph, full-precision convs)",
     lce_binary=False,
     default_input_shape=(28, 28, 1),
-    family="recu",
-    training={
-        "name": "adam",
-        "learning_rate": 1e-3,
-        "lr_schedule": {"kind": "cosine"},
-        "why": "float twin: Adam, cosine",
-    },
+    training=latent_adam("float twin: Adam, cosine"),
 )
 def recu_resnet20_float(
     *,
@@ -298,122 +272,47 @@ def recu_resnet20_float(
 
 @register(
     "recu_resnet18",
+    kind=CIFAR,
     description="ReCU ResNet-18 (CIFAR style, 64..512, shortcut around every binary conv)",
     lce_binary=True,
-    default_input_shape=(28, 28, 1),
-    family="recu",
-    training={
-        "name": "bop",
-        "threshold": 1e-6,
-        "gamma": 1e-3,
-        "learning_rate": 1e-3,
-        "lr_schedule": {"kind": "cosine"},
-        "why": _BOP_WHY,
-    },
+    training=bop_adam(_BOP_WHY),
 )
-def recu_resnet18(
-    *,
-    input_shape: Sequence[int] = (28, 28, 1),
-    num_classes: int = 10,
-    include_top: bool = True,
-    conv: str = "recu",
-    b_star: float = 2.0,
-    width_multiplier: float = 1.0,
-    stem_strides: int = 1,
-    stem_pool: bool = False,
-) -> tf.keras.Model:
-    """ReCU ResNet-18 for small images (16 binary 3×3 convs, float stem and head).
+def recu_resnet18(args) -> tf.keras.Model:
+    """ReCU ResNet-18 for small images (16 binary 3×3 convs, float stem and head)."""
+    return _cifar_resnet(args, depth=18, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2))
 
-    Args: as `recu_resnet20`.
-    """
-    return _cifar_resnet(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        widths=(64, 128, 256, 512),
-        blocks=(2, 2, 2, 2),
-        conv=conv,
-        b_star=b_star,
-        width_multiplier=width_multiplier,
-        stem_strides=stem_strides,
-        stem_pool=stem_pool,
-        name="recu_resnet18" if conv == "recu" else f"resnet18_{conv}",
+
+def _register_imagenet(depth: int, blocks: tuple[int, ...], top1: float) -> None:
+    name = f"recu_resnet{depth}_imagenet"
+
+    @register(
+        name,
+        description=f"ReCU ResNet-{depth} for ImageNet-size inputs (7×7 stem, real 1×1 downsample)",
+        lce_binary=True,
+        default_input_shape=(224, 224, 3),
+        tags=("large",),
+        training=bop_adam(_BOP_WHY),
     )
+    def factory(
+        *,
+        input_shape: Sequence[int] = (224, 224, 3),
+        num_classes: int = 1000,
+        include_top: bool = True,
+        conv: str = "recu",
+        b_star: float = 2.0,
+    ) -> tf.keras.Model:
+        return _imagenet_resnet(
+            input_shape=input_shape, num_classes=num_classes, include_top=include_top,
+            blocks=blocks, conv=conv, b_star=b_star, name=name,
+        )  # fmt: skip
 
-
-@register(
-    "recu_resnet18_imagenet",
-    description="ReCU ResNet-18 for ImageNet-size inputs (7×7 stem, real 1×1 downsample)",
-    lce_binary=True,
-    default_input_shape=(224, 224, 3),
-    family="recu",
-    tags=("large",),
-    training={
-        "name": "bop",
-        "threshold": 1e-6,
-        "gamma": 1e-3,
-        "learning_rate": 1e-3,
-        "lr_schedule": {"kind": "cosine"},
-        "why": _BOP_WHY,
-    },
-)
-def recu_resnet18_imagenet(
-    *,
-    input_shape: Sequence[int] = (224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    conv: str = "recu",
-    b_star: float = 2.0,
-) -> tf.keras.Model:
-    """ReCU ResNet-18, ImageNet layout (published 61.0 % top-1 on ImageNet).
-
-    Args: as `recu_resnet20` (default 224×224×3 inputs, 1000 classes).
-    """
-    return _imagenet_resnet(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        blocks=(2, 2, 2, 2),
-        conv=conv,
-        b_star=b_star,
-        name="recu_resnet18_imagenet",
+    factory.__name__ = name
+    factory.__doc__ = (
+        f"ReCU ResNet-{depth}, ImageNet layout (published {top1} % top-1 on ImageNet).\n\n"
+        "Args: as `recu_resnet20` (default 224×224×3 inputs, 1000 classes)."
     )
+    globals()[name] = factory
 
 
-@register(
-    "recu_resnet34_imagenet",
-    description="ReCU ResNet-34 for ImageNet-size inputs (7×7 stem, real 1×1 downsample)",
-    lce_binary=True,
-    default_input_shape=(224, 224, 3),
-    family="recu",
-    tags=("large",),
-    training={
-        "name": "bop",
-        "threshold": 1e-6,
-        "gamma": 1e-3,
-        "learning_rate": 1e-3,
-        "lr_schedule": {"kind": "cosine"},
-        "why": _BOP_WHY,
-    },
-)
-def recu_resnet34_imagenet(
-    *,
-    input_shape: Sequence[int] = (224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    conv: str = "recu",
-    b_star: float = 2.0,
-) -> tf.keras.Model:
-    """ReCU ResNet-34, ImageNet layout (published 65.1 % top-1 on ImageNet).
-
-    Args: as `recu_resnet20` (default 224×224×3 inputs, 1000 classes).
-    """
-    return _imagenet_resnet(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        blocks=(3, 4, 6, 3),
-        conv=conv,
-        b_star=b_star,
-        name="recu_resnet34_imagenet",
-    )
+_register_imagenet(18, (2, 2, 2, 2), 61.0)
+_register_imagenet(34, (3, 4, 6, 3), 65.1)

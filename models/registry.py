@@ -167,6 +167,33 @@ def _first_paragraph(function: Callable) -> str:
     return " ".join(doc.split("\n\n", 1)[0].split()).rstrip(".")
 
 
+def latent_adam(
+    why: str, learning_rate: float = 1e-3, schedule: str = "cosine", **schedule_options: Any
+) -> dict[str, Any]:
+    """A `register(training=...)` entry: Adam on latent weights, `schedule` learning rate.
+
+    `schedule_options` are the schedule's `ScheduleConfig` fields (e.g. `factor`,
+    `every_epochs` for "step"); "cosine" without options is OptimizerConfig's default.
+    """
+    spec: dict[str, Any] = {"name": "adam", "learning_rate": learning_rate, "why": why}
+    if schedule != "cosine" or schedule_options:
+        spec["lr_schedule"] = {"kind": schedule, **schedule_options}
+    return spec
+
+
+def bop_adam(
+    why: str, threshold: float = 1e-6, gamma: float = 1e-3, learning_rate: float = 1e-3
+) -> dict[str, Any]:
+    """A `register(training=...)` entry: Bop on the binary kernels, cosine Adam on the rest."""
+    return {
+        "name": "bop",
+        "threshold": threshold,
+        "gamma": gamma,
+        "learning_rate": learning_rate,
+        "why": why,
+    }
+
+
 def register(
     name: str,
     *,
@@ -201,6 +228,8 @@ def register(
         }
         values = dict(kind.defaults) if kind else {}
         values.update({k: v for k, v in given.items() if v is not None})
+        if values.get("float_twin") == name:  # a kind's twin is no twin of itself
+            values["float_twin"] = None
         if "default_input_shape" not in values:
             raise ValueError(f"model {name!r} registers no default_input_shape (nor its kind).")
         _REGISTRY[name] = ModelInfo(

@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods.wrpn import WrpnActivation, WrpnWeight
-from bnn_tf.models._parts import SMALL, latent_adam, plain_small
-from bnn_tf.models.registry import register
+from bnn_tf.models._parts import SMALL, plain_small
+from bnn_tf.models.registry import latent_adam, register
 
 FAMILY = "kbit"
 PAPER = "Mishra et al., WRPN: Wide Reduced-Precision Networks, ICLR 2018"

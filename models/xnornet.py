@@ -13,8 +13,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from bnn_tf.methods.xnor import XnorWeight, XnorWeightScale
-from bnn_tf.models._parts import SMALL, latent_adam, plain_small
-from bnn_tf.models.registry import register
+from bnn_tf.models._parts import SMALL, plain_small
+from bnn_tf.models.registry import latent_adam, register
 
 FAMILY = "xnornet"
 PAPER = "Rastegari et al., XNOR-Net, ECCV 2016"
@@ -61,15 +61,14 @@ from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input  # noqa: E402
     kind=IMAGENET,
     description="XNOR-Net AlexNet (larq-zoo 2.4 graph): BN→sign→conv(α·sign W), ImageNet size",
     lce_binary=True,
-    training={
-        "name": "adam",
-        "learning_rate": 1e-3,
-        "lr_schedule": {"kind": "step", "factor": 0.5, "every_epochs": 19},
-        "why": (
-            "larq-zoo TrainXNORNet: Adam lr 1e-3, alternately ×0.5 and ×0.2 at epochs "
-            "19/30/44/53/66/76/86 of 100, batch 1200, l2 5e-7"
-        ),
-    },
+    training=latent_adam(
+        "larq-zoo TrainXNORNet: Adam lr 1e-3, alternately ×0.5 and ×0.2 at epochs "
+        "19/30/44/53/66/76/86 of 100, batch 1200, l2 5e-7",
+        1e-3,
+        schedule="step",
+        factor=0.5,
+        every_epochs=19,
+    ),
 )
 def xnornet(args) -> tf.keras.Model:
     """XNOR-Net (AlexNet), larq-zoo 2.4's graph (keras.applications-style; logits out by default)."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from bnn_tf.methods.xnor import XnorScale
-from bnn_tf.models._parts import SMALL, latent_adam, plain_small
-from bnn_tf.models.registry import register
+from bnn_tf.models._parts import SMALL, plain_small
+from bnn_tf.models.registry import latent_adam, register
 
 FAMILY = "xnornet"
 PAPER = "Bulat & Tzimiropoulos, XNOR-Net++, BMVC 2019"
