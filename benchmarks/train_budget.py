@@ -42,6 +42,12 @@ BENCHMARK = harness.Benchmark(
             "--epochs", "12", "--seed", "0", "--run-dir", "runs/melius_small_aug12",
             "--name", "meliusnet_small_fmnist", "--goal", "0.92", "--fresh",
         ],
+        "budget_60min": [
+            "--model", "meliusnet_small", "--augment", "--bop-gamma-schedule", "cosine",
+            "--precision", "binary_bfloat16", "--time-budget", "60", "--epochs", "8",
+            "--seed", "0", "--run-dir", "runs/b60_melius_bf16_s0", "--name", "budget_60min",
+            "--goal", "0.92", "--fresh",
+        ],
         "recu_60min": [
             "--model", "recu_resnet20", "--model-kwargs", '{"width_multiplier": 2}',
             "--bop-gamma-schedule", "cosine", "--epochs", "11", "--seed", "0",
