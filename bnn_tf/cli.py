@@ -314,6 +314,7 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
 def cmd_demo(args: argparse.Namespace, out: Output) -> int:
     from bnn_tf import demo
 
+    _check_output_dir(args.out, "--out")
     report = demo.run(
         out_dir=args.out,
         epochs=args.epochs,
@@ -683,6 +684,30 @@ COMMANDS: tuple[Command, ...] = (
 )  # fmt: skip
 
 
+def _undecodable_images(args: argparse.Namespace, exc: Exception) -> str | None:
+    """The one-line error when the data pipeline met an image it cannot decode, naming the
+    files; None when the error did not come from decoding, or no file of the data is to blame
+    (then it is a bug and keeps its traceback)."""
+    from bnn_tf import data
+
+    if "DecodeImage" not in str(exc):  # the op of data.decode_file
+        return None
+    folders = [getattr(args, "data", None), getattr(args, "test_data", None)]
+    recorded = data.read_run_data(getattr(args, "model_file", None))
+    if recorded is not None and recorded.get("kind") == "folder":
+        folders += [recorded.get("source"), recorded.get("test_source")]
+    bad: list[str] = []
+    for folder in dict.fromkeys(f for f in folders if f and Path(f).is_dir()):
+        bad += data.undecodable(folder)
+    if not bad:
+        return None
+    return (
+        f"{len(bad)} image file(s) cannot be decoded although their header and end look whole "
+        f"(e.g. {bad[0]}), so the scan kept them. Fix: remove or replace them and rerun the "
+        "same command."
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bnn-tf",
@@ -738,6 +763,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BnnTfError as exc:
         # Our own errors already say what to fix: no traceback. Anything else is a bug: let it show.
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except tf.errors.InvalidArgumentError as exc:
+        message = _undecodable_images(args, exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
         # A path the user chose cannot be written (or read): their input, not a bug.

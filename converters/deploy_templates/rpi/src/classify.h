@@ -39,9 +39,10 @@ struct FloatImage {
 };
 FloatImage ToFloat(const Image& image);
 
-// Grey -> RGB by repetition (tf.image.grayscale_to_rgb); RGB -> grey with
-// tf.image.rgb_to_grayscale's weights (0.2989, 0.5870, 0.1140), in float32 and
-// unrounded. Same channel count: a copy. Only 1 and 3 channels.
+// Grey -> RGB by repetition (tf.image.grayscale_to_rgb); RGB -> grey with integer
+// BT.601 on the 8-bit values, (299 R + 587 G + 114 B + 500) / 1000, exactly as
+// bnn_tf.data and the Android core do (metadata.json: input.channel_conversion).
+// Same channel count: a copy. Only 1 and 3 channels.
 FloatImage ToChannels(const FloatImage& image, int channels);
 
 // Bilinear resize with half-pixel centres, no antialiasing: the same arithmetic
