@@ -21,6 +21,10 @@ import larq  # noqa: E402,F401  registers larq's layers/quantizers for loading
 
 from bnn_tf import data, methods, optimizers  # noqa: E402,F401
 
+# Objects registered outside `methods` (optimizers) resolve by class name too, which
+# larq's CaseOptimizer and the legacy `.h5` loader need (bnn_tf.methods._aliases).
+methods.register_package_names()
+
 # The method modules lived directly under bnn_tf/ before 0.2; their old import
 # paths (`from bnn_tf.recu import ReCUConv2D`) keep working for one release.
 for _name in methods.MODULES:

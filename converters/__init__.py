@@ -51,6 +51,10 @@ from bnn_tf.converters.stock_runtime import (  # noqa: E402
 )
 from bnn_tf.converters.tflite_model import TfliteModel, parse  # noqa: E402
 from bnn_tf.converters.verification import VerifyResult, tflite_predict, verify  # noqa: E402
+from bnn_tf.methods import register_package_names  # noqa: E402
+
+# The layers registered above load from `.h5` by class name too (bnn_tf.methods._aliases).
+register_package_names()
 
 __all__ = [
     "BenchResult",

@@ -16,10 +16,15 @@ import importlib
 import pkgutil
 
 import bnn_tf  # noqa: F401  sets up tf_keras before any model module imports TensorFlow
+from bnn_tf.methods import register_package_names
 from bnn_tf.models.registry import ModelInfo, available, build, info, register
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "registry" and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
+
+# Any object a model module registers loads from `.h5` by class name too
+# (bnn_tf.methods._aliases).
+register_package_names()
 
 __all__ = ["ModelInfo", "available", "build", "info", "register"]

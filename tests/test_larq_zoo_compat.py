@@ -12,6 +12,7 @@ strides, padding, pad values, BN settings, activations) and the quantizers
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -23,6 +24,7 @@ import tensorflow as tf
 from bnn_tf import converters
 from bnn_tf import models as zoo
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods.dorefa import clip_by_value_activation
 from bnn_tf.models._layer_table import layer_table
 from bnn_tf.models._weights import load_larq_zoo_weights
 
@@ -55,6 +57,19 @@ def _quantizer_mismatch(want: dict | None, got: dict | None) -> str | None:
     return None
 
 
+def _activation_name(value):
+    """An activation's name in either serialised form: larq-zoo's DoReFaNet holds a plain
+    function (`{"class_name": "function", "config": "clip_by_value_activation"}`), ours the
+    callable object `ClipByValueActivation` (a function does not reload from `.h5`);
+    `test_clip_by_value_activation_is_larq_zoos` checks that both compute `clip(x, 0, 1)`."""
+    if not isinstance(value, dict):
+        return value
+    if value.get("class_name") == "function":
+        return value["config"]
+    name = (value.get("registered_name") or value["class_name"]).split(">")[-1]
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
 def _layer_mismatch(want: dict, got: dict) -> str | None:
     classes = (want["class"], got["class"])
     if classes[0] != classes[1] and classes not in EQUIVALENT:
@@ -66,8 +81,12 @@ def _layer_mismatch(want: dict, got: dict) -> str | None:
             return f"{key}: larq-zoo {want[key]}, ours {got[key]}"
     if classes[0] == classes[1]:
         for key, value in want["config"].items():
-            if got["config"].get(key) != value:
-                return f"config {key}: larq-zoo {value!r}, ours {got['config'].get(key)!r}"
+            if key == "activation":
+                value, ours = _activation_name(value), _activation_name(got["config"].get(key))
+            else:
+                ours = got["config"].get(key)
+            if ours != value:
+                return f"config {key}: larq-zoo {value!r}, ours {ours!r}"
     for attr, quantizer in want.get("quantizers", {}).items():
         problem = _quantizer_mismatch(quantizer, got.get("quantizers", {}).get(attr))
         if problem:
@@ -102,6 +121,15 @@ def test_graph_matches_larq_zoo_layer_for_layer(name):
             f"layer #{i} ours {got['name']!r} / larq-zoo {want['name']!r}: {problem}"
         )
     assert not any(type(layer).__name__ == "Lambda" for layer in model.layers)
+
+
+def test_clip_by_value_activation_is_larq_zoos():
+    # larq-zoo's `clip_by_value_activation(x) = tf.clip_by_value(x, 0, 1)`
+    x = tf.constant([-2.0, -0.0, 0.3, 1.0, 7.5])
+    np.testing.assert_allclose(clip_by_value_activation(x), [0.0, 0.0, 0.3, 1.0, 1.0], rtol=1e-7)
+    assert _activation_name(tf.keras.activations.serialize(clip_by_value_activation)) == (
+        "clip_by_value_activation"
+    )
 
 
 def test_meliusnet22_has_larq_zoos_size_and_binary_convs():

@@ -13,10 +13,7 @@ automatically.
 import importlib
 import pkgutil
 
-import larq as lq
-import tensorflow as tf
-
-from bnn_tf.methods._aliases import register_aliases
+from bnn_tf.methods._aliases import register_package_names
 
 MODULES: tuple[str, ...] = tuple(
     sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
@@ -25,16 +22,9 @@ MODULES: tuple[str, ...] = tuple(
 for _name in MODULES:
     importlib.import_module(f"{__name__}.{_name}")
 
-# Every quantizer registered as "bnn_tf>alias" also resolves by its alias and by its
-# class name, as larq's own do: `kernel_quantizer="abc_weight"` works, and a legacy
-# `.h5` config (which names a nested quantizer by class name only) loads.
-for _key, _obj in list(tf.keras.utils.get_custom_objects().items()):
-    if (
-        _key.startswith("bnn_tf>")
-        and isinstance(_obj, type)
-        and issubclass(_obj, lq.quantizers.Quantizer)
-    ):
-        _alias = _key.split(">", 1)[1]
-        register_aliases(_obj, *([_alias] if _alias != _obj.__name__ else []))
+# Every object registered as "bnn_tf>alias" also resolves by its alias and, for a class,
+# by its class name, as larq's quantizers do: `kernel_quantizer="abc_weight"` works, and
+# a legacy `.h5` config (which names a nested object by class name only) loads.
+register_package_names()
 
 __all__ = list(MODULES)
