@@ -68,6 +68,37 @@ def test_a_binary_convolution_in_bfloat16_gives_the_float32_sums_exactly(fmnist_
     np.testing.assert_array_equal(low, exact)
 
 
+def test_a_recu_convolution_in_bfloat16_scales_in_float32_and_matches_exactly(fmnist_small):
+    """ReCU's α ⊙ conv: α in bfloat16 would round every output by up to 2⁻⁸ (CI: 64 % top-1)."""
+    from bnn_tf.methods.recu import ReCUConv2D
+
+    tf.keras.utils.set_random_seed(3)
+    inputs = tf.keras.Input((28, 28, 1))
+    x = tf.keras.layers.Conv2D(16, 3, padding="same", name="stem")(inputs)
+    x = ReCUConv2D(16, 3, padding="same", name="bconv")(x)
+    model = tf.keras.Model(inputs, tf.keras.layers.BatchNormalization(name="bn")(x))
+    model.get_layer("bconv").alpha.assign(np.linspace(0.01, 0.3, 16).astype("float32"))
+    x = fmnist_small["x_test"][:32]
+    low = precision.with_precision(model, precision.BINARY_BFLOAT16)
+    assert precision.model_precision(low) == precision.BINARY_BFLOAT16
+    np.testing.assert_array_equal(_layer_output(low, "bconv", x), _layer_output(model, "bconv", x))
+
+
+@pytest.mark.parametrize(
+    ("kernel_quantizer", "in_bfloat16"),
+    [("ste_sign", True), ("xnor_weight", False), ("libra_pb_weight", False)],
+)
+def test_quantizers_with_latent_weight_statistics_stay_in_float32(kernel_quantizer, in_bfloat16):
+    """α = mean|W| or a standardisation of bfloat16-rounded weights would not be exact."""
+    inputs = tf.keras.Input((8, 8, 32))
+    x = lq.layers.QuantConv2D(
+        32, 3, input_quantizer="ste_sign", kernel_quantizer=kernel_quantizer, name="bconv"
+    )(inputs)
+    model = tf.keras.Model(inputs, x)
+    names = [layer.name for layer in precision.binary_convolutions(model)]
+    assert names == (["bconv"] if in_bfloat16 else [])
+
+
 def test_past_256_terms_the_rounding_stays_within_bfloat16s_step():
     # 3·3·64 = 576 terms: odd magnitudes above 256 cannot be held exactly.
     tf.keras.utils.set_random_seed(2)

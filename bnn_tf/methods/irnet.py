@@ -109,7 +109,13 @@ class EdeSign(_EdeQuantizer):
 
 
 def libra_pb(w: tf.Tensor, t: tf.Tensor | float = 1.0, k: tf.Tensor | float = 1.0) -> tf.Tensor:
-    """IR-Net Libra-PB: `sign(ŵ) · 2^round(log2 mean|ŵ|)`, ŵ standardised per output channel."""
+    """IR-Net Libra-PB: `sign(ŵ) · 2^round(log2 mean|ŵ|)`, ŵ standardised per output channel.
+
+    Computed in float32 whatever `w`'s dtype: a bfloat16 mean/std would move the sign of
+    weights near the channel mean. The result, ±2^n, is exact in bfloat16.
+    """
+    dtype = w.dtype
+    w = tf.cast(w, tf.float32)
     axes = list(range(len(w.shape) - 1))
     n = tf.cast(tf.reduce_prod(tf.shape(w)[:-1]), w.dtype)
     centred = w - tf.reduce_mean(w, axis=axes, keepdims=True)
@@ -118,7 +124,7 @@ def libra_pb(w: tf.Tensor, t: tf.Tensor | float = 1.0, k: tf.Tensor | float = 1.
     standardised = centred / std
     mean_abs = tf.reduce_mean(tf.abs(standardised), axis=axes)
     scale = tf.stop_gradient(tf.pow(2.0, tf.round(tf.math.log(mean_abs) / math.log(2.0))))
-    return ede_sign(standardised, t, k) * scale
+    return tf.cast(ede_sign(standardised, t, k) * scale, dtype)
 
 
 @tf.keras.utils.register_keras_serializable(package="bnn_tf", name="libra_pb_weight")
@@ -128,6 +134,9 @@ class LibraPBWeight(_EdeQuantizer):
     Args:
         t, k: initial EDE parameters (`EdeSchedule` overwrites them each epoch).
     """
+
+    # Standardisation and scale act on the real-valued weights: constant under Bop.
+    latent_weights = True
 
     def call(self, inputs):
         return super().call(libra_pb(inputs, self.ede_t, self.ede_k))

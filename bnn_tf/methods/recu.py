@@ -224,7 +224,10 @@ class ReCUWeightQuantizer(lq.quantizers.Quantizer):
             raise ConfigError(f"b_star must be > 0 (got {b_star}); the paper uses 2.")
         if not 0.5 <= tau <= 1.0:
             raise ConfigError(f"tau must be in [0.5, 1] (got {tau}); 1 means no clamp.")
-        super().__init__(**kwargs)
+        # The standardisation's statistics need the float32 latent weights whatever the
+        # policy (bfloat16 would move the sign of weights near a channel's mean), so
+        # Keras must not cast the inputs; ReCUConv2D casts the ±1 result.
+        super().__init__(autocast=False, **kwargs)
         self.b_star = float(b_star)
         self.initial_tau = float(tau)
         self.eps = float(eps)
@@ -375,6 +378,14 @@ class ReCUConv2D(lq.layers.QuantConv2D):
         )
         self.alpha_regularizer = tf.keras.regularizers.get(alpha_regularizer)
 
+    def add_weight(self, name=None, *args, **kwargs):
+        if name == "kernel":
+            # Under a bfloat16 policy the quantizer must still see float32 latent
+            # weights: standardising bfloat16-rounded weights moves the sign of those
+            # near a channel's mean. The ±1 kernel is cast in convolution_op (exact).
+            kwargs["experimental_autocast"] = False
+        return super().add_weight(name, *args, **kwargs)
+
     def build(self, input_shape):
         super().build(input_shape)
         self.alpha = self.add_weight(
@@ -383,6 +394,8 @@ class ReCUConv2D(lq.layers.QuantConv2D):
             initializer=self._alpha_init(input_shape),
             regularizer=self.alpha_regularizer,
             trainable=True,
+            # α stays float32 under a bfloat16 policy: see convolution_op.
+            experimental_autocast=False,
         )
         # Create τ now (not at the first kernel read) so it exists for the
         # scheduler, checkpoints and `load_model` right after building.
@@ -409,8 +422,15 @@ class ReCUConv2D(lq.layers.QuantConv2D):
 
     def convolution_op(self, inputs, kernel):
         if getattr(self, "_alpha_in_kernel", False):
-            return super().convolution_op(inputs, kernel * self.alpha)
-        return super().convolution_op(inputs, kernel) * self.alpha
+            return super().convolution_op(inputs, tf.cast(kernel * self.alpha, inputs.dtype))
+        outputs = super().convolution_op(inputs, tf.cast(kernel, inputs.dtype))
+        if outputs.dtype == self.alpha.dtype:
+            return outputs * self.alpha
+        # A bfloat16 conv of ±1 operands yields integer sums (exact up to 256 terms);
+        # scaling them by α in bfloat16 would round every output by up to 2⁻⁸, so the
+        # scale is applied in float32 and the layer's output stays float32.
+        outputs = tf.cast(outputs, self.alpha.dtype) * self.alpha
+        return outputs if not self.use_bias else tf.cast(outputs, self.compute_dtype)
 
     def get_config(self):
         return {
