@@ -31,20 +31,20 @@ import harness
 import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
-from bnn_tf import experiment, precision, training
+from bnn_tf import experiment, optimizers, precision, training
 
 BENCHMARK = harness.Benchmark(
     name="train_budget",
     description="train a zoo model like `bnn-tf train`, check an accuracy goal and a time budget",
     runs={
         "meliusnet_small_fmnist": [
-            "--model", "meliusnet_small", "--augment", "--bop-gamma-schedule", "cosine",
-            "--epochs", "12", "--seed", "0", "--run-dir", "runs/melius_small_aug12",
+            "--model", "meliusnet_small", "--optimizer", "bop", "--augment",
+            "--bop-gamma-schedule", "cosine", "--epochs", "12", "--seed", "0", "--run-dir", "runs/melius_small_aug12",
             "--name", "meliusnet_small_fmnist", "--goal", "0.92", "--fresh",
         ],
         "budget_60min": [
-            "--model", "meliusnet_small", "--augment", "--bop-gamma-schedule", "cosine",
-            "--precision", "binary_bfloat16", "--time-budget", "60", "--epochs", "8",
+            "--model", "meliusnet_small", "--optimizer", "bop", "--augment",
+            "--bop-gamma-schedule", "cosine", "--precision", "binary_bfloat16", "--time-budget", "60", "--epochs", "8",
             "--seed", "0", "--run-dir", "runs/b60_melius_bf16_s0", "--name", "budget_60min",
             "--goal", "0.92", "--fresh",
         ],
@@ -101,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=training.TrainConfig.learning_rate)
     parser.add_argument(
         "--bop-gamma-schedule", choices=training.GAMMA_SCHEDULES, default="constant"
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=optimizers.OPTIMIZERS,
+        default=None,
+        help="as `bnn-tf train --optimizer` (default: the model's registered training)",
     )
     parser.add_argument("--jit-compile", action="store_true", help="XLA-compiled training step")
     parser.add_argument("--precision", choices=precision.PRECISIONS, default=None)

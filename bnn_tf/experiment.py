@@ -157,6 +157,36 @@ def default_training(model: str) -> OptimizerChoice:
     return choice
 
 
+def build_and_compile(
+    model: str,
+    *,
+    steps_per_epoch: int,
+    epochs: int,
+    **build_kwargs: Any,
+) -> tf.keras.Model:
+    """The zoo model `model`, built and compiled as `bnn-tf train MODEL` does by default.
+
+    The Python route to a model's registered (paper's) training: the optimizer
+    `default_training` names and the weight clip it implies (`zoo_model_kwargs`).
+    `training.compile_model(zoo.build(name))` instead compiles with the library
+    default (Bop + Adam, or Adam for a latent-weight build), not the paper's
+    learning rate and schedule.
+    `steps_per_epoch` and `epochs` span the learning-rate and γ schedules;
+    `build_kwargs` go to the factory (`input_shape`, `num_classes`, options).
+    Schedules the layers declare are callbacks: pass
+    `callbacks.standard_callbacks(model, epochs)` to `fit`.
+    """
+    choice = default_training(model)
+    kwargs = zoo_model_kwargs(model, choice.config.name, build_kwargs)
+    built = zoo.build(model, **kwargs)
+    return training.compile_model(
+        built,
+        optimizer_config=training.optimizer_for_model(built, choice.config),
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
+    )
+
+
 def zoo_model_kwargs(model_name: str, optimizer: str, given: dict) -> dict:
     """Model arguments implied by the optimizer: a weight clip only for latent-weight Adam.
 

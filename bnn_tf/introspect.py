@@ -10,6 +10,7 @@ model have" has one answer.
   sub-layers of custom layers included, each once.
 - `binary_kernels(model)`: (layer, kernel) for every kernel that trains as ±1.
 - `declared_schedules(model)`: the schedule callbacks the model's methods declare.
+- `latent_weight_layers(model)`: binary-kernel layers built for latent-weight training.
 
 A method declares a schedule by giving its layer or quantizer class an attribute
 `declared_schedules = (ScheduleCallbackClass, ...)`. Each such class is a Keras
@@ -94,6 +95,29 @@ def binary_kernels(model: tf.keras.Model) -> list[tuple[tf.keras.layers.Layer, A
         kernel = getattr(layer, "kernel", None)
         if quantizer is not None and kernel is not None and _binarises(quantizer, kernel):
             found.append((layer, kernel))
+    return found
+
+
+def latent_weight_layers(model: tf.keras.layers.Layer) -> list[tf.keras.layers.Layer]:
+    """The binary-kernel layers of `model` built for latent-weight training, in model order.
+
+    A layer counts when its binary kernel has a constraint or regulariser (the
+    BinaryConnect clip: meaningless under Bop, which keeps weights at ±1), or
+    when the layer or its kernel quantizer declares `latent_weights = True`
+    (a scale computed from the real-valued weights, e.g. XNOR-Net's α, which
+    Bop would freeze).
+    """
+    found = []
+    for layer, _ in binary_kernels(model):
+        declared = getattr(layer, "latent_weights", False) or getattr(
+            getattr(layer, "kernel_quantizer", None), "latent_weights", False
+        )
+        built_latent = (
+            getattr(layer, "kernel_constraint", None) is not None
+            or getattr(layer, "kernel_regularizer", None) is not None
+        )
+        if declared or built_latent:
+            found.append(layer)
     return found
 
 

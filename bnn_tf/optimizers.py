@@ -157,9 +157,9 @@ class Bop2ndOrder(tf.keras.optimizers.legacy.Optimizer):
     is_binary_variable = staticmethod(lq.optimizers.Bop.is_binary_variable)
 
 
-# larq's CaseOptimizer.get_config stores each inner optimizer under its `name`
-# and deserialises it by that name: make the bare name resolvable too.
-tf.keras.utils.get_custom_objects().setdefault("Bop2ndOrder", Bop2ndOrder)
+# larq's CaseOptimizer.get_config stores each inner optimizer under its `name` and
+# deserialises it by that name: `import bnn_tf` registers the bare class name
+# (`methods.register_package_names`).
 
 
 # ----------------------------------------------------------------- schedules
@@ -393,6 +393,11 @@ def _claims(optimizer) -> list[tuple[str, Any]]:
     return [(inner_key(opt), pred) for pred, opt in pairs]
 
 
+def uses_bop(optimizer) -> bool:
+    """Whether `optimizer` trains some variables with Bop or Bop2ndOrder (a CaseOptimizer)."""
+    return any(kind in ("bop", "bop2") for kind, _ in _claims(optimizer))
+
+
 def inner_key(opt) -> str:
     return {"Bop": "bop", "Bop2ndOrder": "bop2"}.get(type(opt).__name__, "other")
 
@@ -412,7 +417,7 @@ def check_setup(model: tf.keras.Model, optimizer=None, *, warn: bool = True) -> 
     """
     optimizer = optimizer if optimizer is not None else getattr(model, "optimizer", None)
     claims = _claims(optimizer) if optimizer is not None else []
-    if not any(kind in ("bop", "bop2") for kind, _ in claims):
+    if not uses_bop(optimizer):
         return []
     problems = []
     mapping = getattr(optimizer, "var_opt_mapping", None)

@@ -30,7 +30,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from bnn_tf import __version__, atomic, data, optimizers
+from bnn_tf import __version__, atomic, data, introspect, optimizers
 from bnn_tf.errors import ConfigError, ResumeMismatchError
 from bnn_tf.plotting import plot_history
 from bnn_tf.precision import PRECISIONS, check_precision
@@ -58,7 +58,15 @@ def compile_model(
     optimizer_config: optimizers.OptimizerConfig | None = None,
     jit_compile: bool = False,
 ) -> tf.keras.Model:
-    """Compile with Bop + Adam (cosine-decayed learning rate) unless `optimizer` is given.
+    """Compile with the optimizer the model is built for, unless `optimizer` is given.
+
+    With neither `optimizer` nor `optimizer_config`: Bop for the binary kernels
+    + Adam for the rest (cosine-decayed learning rate), except for a model built
+    for latent-weight training (`introspect.latent_weight_layers`: a weight
+    clip, or a scale such as XNOR-Net's α that Bop would freeze), which Adam
+    trains whole, and a float model, which Adam trains too. So a default
+    set-up never contradicts its model. `bnn_tf.experiment.build_and_compile`
+    compiles a zoo model with its paper's training instead.
 
     `optimizer_config` (bop, bop2 or adam, with γ/τ/learning-rate schedules) takes
     precedence over `bop`. Contradictory set-ups (e.g. a Bop-trained kernel with
@@ -69,9 +77,14 @@ def compile_model(
     """
     if optimizer is None and optimizer_config is not None:
         optimizer_config = optimizer_for_model(model, optimizer_config)
-    if optimizer is None and optimizer_config is None and not has_binary_variables(model):
+    if (
+        optimizer is None
+        and optimizer_config is None
+        and (not has_binary_variables(model) or introspect.latent_weight_layers(model))
+    ):
         # A float model (e.g. a float twin or teacher): Bop would claim nothing and
-        # CaseOptimizer refuses that, so the latent-weight Adam trains everything.
+        # CaseOptimizer refuses that. A latent-weight build: Bop would ignore its clip
+        # or freeze its scales. Either way the latent-weight Adam trains everything.
         lr_kind = "cosine" if steps_per_epoch and epochs else "constant"
         optimizer_config = optimizers.OptimizerConfig(
             name="adam",

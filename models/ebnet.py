@@ -127,10 +127,17 @@ TRAINING = {
 }
 
 
-def _eb_kwargs(num_experts: int, use_se: bool | None, implementation: str, form: str) -> dict:
+def _eb_kwargs(
+    num_experts: int, use_se: bool | None, implementation: str, form: str, staged: bool
+) -> dict:
     if form not in FORMS:
         raise ConfigError(f"form must be one of {sorted(FORMS)} (got {form!r}).")
-    kwargs = {**FORMS[form], "num_experts": num_experts, "implementation": implementation}
+    kwargs = {
+        **FORMS[form],
+        "num_experts": num_experts,
+        "implementation": implementation,
+        "single_expert": staged and num_experts > 1,
+    }
     if use_se is not None:
         kwargs["use_se"] = bool(use_se)
     return kwargs
@@ -157,6 +164,7 @@ def ebnet(
     use_se: bool | None = None,
     implementation: str = "partition",
     form: str = DEFAULT_FORM,
+    staged: bool = True,
 ) -> tf.keras.Model:
     """EBNet for ImageNet-size inputs; outputs logits.
 
@@ -171,6 +179,9 @@ def ebnet(
         form: `"official"` (the authors' code: sigmoid gate, sign of the mixed latent
             experts, SE on; train with Adam) or `"signed"` (softmax gate, mixed signed
             experts, no SE; train with Bop). See `FORMS` and docs/ebconv.md.
+        staged: start in the single-expert phase (the paper's staging: the declared
+            `ExpertExpansion` copies expert 0 into every expert after a third of a
+            `bnn-tf train` run); False builds the gated network directly.
     """
     _check(widths, blocks, groups)
     inputs = tf.keras.Input(shape=tuple(input_shape))
@@ -195,7 +206,7 @@ def ebnet(
         blocks=blocks,
         groups=groups,
         first_pool=False,
-        eb_kwargs=_eb_kwargs(num_experts, use_se, implementation, form),
+        eb_kwargs=_eb_kwargs(num_experts, use_se, implementation, form, staged),
     )
     return _head(x, inputs, num_classes=num_classes, include_top=include_top, name="ebnet")
 
@@ -221,6 +232,7 @@ def ebnet_small(
     use_se: bool | None = None,
     implementation: str = "partition",
     form: str = DEFAULT_FORM,
+    staged: bool = True,
 ) -> tf.keras.Model:
     """EBNet for small images; `num_experts=1` is its single-expert twin. Outputs logits.
 
@@ -236,6 +248,9 @@ def ebnet_small(
         form: `"official"` (the authors' code: sigmoid gate, sign of the mixed latent
             experts, SE on; train with Adam) or `"signed"` (softmax gate, mixed signed
             experts, no SE; train with Bop). See `FORMS` and docs/ebconv.md.
+        staged: start in the single-expert phase (the paper's staging: the declared
+            `ExpertExpansion` copies expert 0 into every expert after a third of a
+            `bnn-tf train` run); False builds the gated network directly.
     """
     _check(widths, blocks, groups)
     inputs = tf.keras.Input(shape=tuple(input_shape))
@@ -250,6 +265,6 @@ def ebnet_small(
         blocks=blocks,
         groups=groups,
         first_pool=False,
-        eb_kwargs=_eb_kwargs(num_experts, use_se, implementation, form),
+        eb_kwargs=_eb_kwargs(num_experts, use_se, implementation, form, staged),
     )
     return _head(x, inputs, num_classes=num_classes, include_top=include_top, name="ebnet_small")

@@ -53,5 +53,11 @@ def wrpn_small(args, *, width_multiplier: float = 2.0, k_bit: int = 2) -> tf.ker
         conv_kwargs=lambda: {
             "input_quantizer": WrpnActivation(k_bit),
             "kernel_quantizer": WrpnWeight(k_bit),
+            # The quantizer's grid on [−1, 1] has steps of 1/(2^(k−1) − 1): Glorot's
+            # |w| < 0.06 rounds every weight to 0 for k ≤ 4 (an all-zero kernel, a
+            # constant network at chance), so the latent weights start spread over
+            # the grid, and stay on it (the STE passes no gradient beyond ±1).
+            "kernel_initializer": tf.keras.initializers.RandomUniform(-1.0, 1.0),
+            "kernel_constraint": "weight_clip",
         },
     )

@@ -362,6 +362,36 @@ def test_expansion_callback_and_bop_train_the_right_variables(fmnist_small):
     assert all(int(c.sum()) == 64 for c in usage.values())
 
 
+def test_declared_expansion_stages_a_staged_model_and_leaves_a_gated_one_alone(fmnist_small):
+    """`bnn-tf train`'s staging: declared by EBConv2D, acts only on single-expert models."""
+    import bnn_tf.models as zoo
+    from bnn_tf import callbacks, introspect
+
+    x, y = fmnist_small["x_train"][:128], fmnist_small["y_train"][:128]
+    for staged in (True, False):
+        tf.keras.utils.set_random_seed(0)
+        model = zoo.build("ebnet_small", widths=(64,), blocks=(1,), groups=(2,), staged=staged)
+        eb = ebconv_layers(model)
+        assert ExpertExpansion in introspect.declared_schedules(model)
+        assert all(float(layer.single_expert.numpy()) == float(staged) for layer in eb)
+        found = callbacks.standard_callbacks(model, 3)
+        expansion = next(c for c in found if isinstance(c, ExpertExpansion))
+        assert expansion.expand_at_epoch == 1 and not expansion.force_single
+        model.compile(
+            optimizer=tf.keras.optimizers.legacy.Adam(1e-3),
+            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        before = eb[0].kernel.numpy().copy()
+        model.fit(x, y, batch_size=64, epochs=3, verbose=0, callbacks=found)
+        assert all(float(layer.single_expert.numpy()) == 0.0 for layer in eb)
+        if staged:
+            assert expansion.expanded_at == 1
+        else:  # a gated model is never forced or overwritten: its experts stay distinct
+            assert expansion.expanded_at is None
+            assert not np.array_equal(before[1], before[0])
+            assert not np.array_equal(eb[0].kernel.numpy()[1], eb[0].kernel.numpy()[0])
+
+
 def test_keras_file_round_trip_keeps_weights_and_stage(tmp_path, rng):
     shape = (8, 8, 8)
     inputs = tf.keras.Input(shape)

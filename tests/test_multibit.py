@@ -209,6 +209,19 @@ def test_lsq_tree_has_branch_scales_and_beats_2bit():
     assert ((tree - KERNEL) ** 2).sum() <= ((two - KERNEL) ** 2).sum() + 1e-6
 
 
+def test_lsq_tree_gradient_is_the_straight_through_sum_of_its_scales():
+    """x̂ = c₁b₁ + c₂b₂ + c₃b₁b₂, identity STE per basis: ∂C/∂W = (c₁ + c₂ + c₃)·∂C/∂Ŵ = (v₁ + v₂⁺)·∂C/∂Ŵ."""
+    _, (g,) = _value_and_grads(LsqWeight("tree"), KERNEL, DY)
+    cols, gcols, dcols = _groups(KERNEL, "channel"), _groups(g, "channel"), _groups(DY, "channel")
+    for c in range(cols.shape[1]):
+        v = cols[:, c]
+        _, v1, _ = _ls2_bruteforce(v)
+        level = np.where(np.abs(v) > v1, 1.0, -1.0)
+        positive = v >= 0  # sign(0) = +1: the b₁ = +1 branch
+        v2_plus = (level[positive] * (np.abs(v[positive]) - v1)).mean()
+        np.testing.assert_allclose(gcols[:, c], dcols[:, c] * (v1 + v2_plus), rtol=1e-4, atol=1e-6)
+
+
 # --- the layer ----------------------------------------------------------------------------
 
 QUANTIZERS = {

@@ -18,7 +18,7 @@ import warnings
 import pytest
 import tensorflow as tf
 
-from bnn_tf import introspect, optimizers, training
+from bnn_tf import experiment, introspect, optimizers, training
 from bnn_tf import models as zoo
 from bnn_tf.methods.ebconv import EBConv2D
 from bnn_tf.methods.irnet import LibraPBWeight
@@ -65,6 +65,30 @@ def test_paper_training_spec_compiles_without_setup_warning(name):
         assert config.name not in ("bop", "bop2"), (
             f"{name}: {type(latent[0]).__name__} acts on latent weights; Bop makes it constant"
         )
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_plain_default_compile_follows_the_model(name):
+    """`compile_model(zoo.build(name))`, the Python default, raises no SetupWarning either.
+
+    And it does not put a latent-weight build (weight clip, or a scale acting on
+    latent weights) on Bop, which would ignore the clip or freeze the scale.
+    """
+    model = _build(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", optimizers.SetupWarning)
+        training.compile_model(model)
+    if introspect.latent_weight_layers(model):
+        assert not optimizers.uses_bop(model.optimizer), f"{name}: latent-weight build on Bop"
+
+
+def test_build_and_compile_uses_the_papers_optimizer():
+    """The Python route to `bnn-tf train NAME`'s default: the registered optimizer."""
+    model = experiment.build_and_compile("birealnet_small", steps_per_epoch=10, epochs=2)
+    assert not optimizers.uses_bop(model.optimizer)
+    assert _config("birealnet_small").name == "adam"
+    bop = experiment.build_and_compile("bnn_small", steps_per_epoch=10, epochs=2)
+    assert optimizers.uses_bop(bop.optimizer)
 
 
 def test_the_check_can_fail():

@@ -1,7 +1,8 @@
 """Every schedule a zoo model's methods declare is run by `standard_callbacks` and moves.
 
 `bnn_tf.introspect.declared_schedules(model)` lists the schedule callbacks the
-model's layers and quantizers declare (ReCU's τ, IR-Net's EDE t and k);
+model's layers and quantizers declare (ReCU's τ, IR-Net's EDE t and k,
+EBConv's expert expansion);
 `bnn_tf.callbacks.standard_callbacks` adds them to every run. Here each zoo
 model is built, and each declared schedule's `scheduled_variables` are read at
 the start of epochs 1 and 2 of a 2-epoch run: a schedule that is declared but
@@ -94,8 +95,13 @@ def test_declared_schedules_run_and_move(name, fmnist_small):
 
 
 def test_the_zoo_declares_the_schedules_its_methods_need():
-    """IR-Net models declare EDE and ReCU models τ; a model without either declares nothing."""
-    expect = {"irnet_small": ["EdeSchedule"], "recu_resnet20": ["TauScheduler"], "bnn_small": []}
+    """IR-Net models declare EDE, ReCU models τ, EBNets the expansion; BinaryNet nothing."""
+    expect = {
+        "irnet_small": ["EdeSchedule"],
+        "recu_resnet20": ["TauScheduler"],
+        "ebnet_small": ["ExpertExpansion"],
+        "bnn_small": [],
+    }
     for name, schedules in expect.items():
         model = zoo.build(name)
         assert [s.__name__ for s in introspect.declared_schedules(model)] == schedules

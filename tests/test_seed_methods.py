@@ -193,6 +193,18 @@ def test_wrpn_width_multiplier_widens_every_conv():
     assert convs(wide) == [2 * f for f in convs(narrow)]
 
 
+@pytest.mark.parametrize("k", [2, 4])
+def test_wrpn_kernels_start_on_the_quantizer_grid(k):
+    """Glorot's |w| < 0.06 rounds to 0 on WRPN's grid: an all-zero, chance-level network."""
+    model = zoo.build("wrpn_small", k_bit=k, widths=(16, 16, 32, 32, 32), stem_width=16)
+    for layer in model.layers:
+        if isinstance(getattr(layer, "kernel_quantizer", None), WrpnWeight):
+            latent = tf.convert_to_tensor(layer.kernel.latent_variable)
+            nonzero = float(np.mean(layer.kernel_quantizer(latent).numpy() != 0))
+            assert nonzero > 0.4, f"{layer.name}: {nonzero:.0%} of the quantized weights ≠ 0"
+            assert layer.kernel_constraint is not None  # the STE passes nothing beyond ±1
+
+
 # --- RangeBN ------------------------------------------------------------------------------
 
 

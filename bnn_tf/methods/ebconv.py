@@ -59,10 +59,12 @@ inputs. Use it for kernels ported from PyTorch.
 Staging (the paper's recipe): `set_single_expert(model, True)` forces the
 gate to expert 0; `expand_experts(model)` copies expert 0 into every expert
 and frees the gate. `ExpertExpansion(expand_at_epoch=k)` does both as a
-callback. It is a recipe stage, not a declared schedule
-(`bnn_tf.introspect.declared_schedules`): it is a one-off, destructive step
-(expert 0 overwrites the others), so running it on every `fit` would wipe
-the experts of a model that is fine-tuned or trained in several calls.
+callback. `EBConv2D` declares it (`bnn_tf.introspect.declared_schedules`),
+so `bnn-tf train` expands after a third of the run; the declared form only
+acts on a model that starts the run in the single-expert phase
+(`single_expert=True`, the default of `ebnet` / `ebnet_small`), because the
+expansion is a one-off, destructive step (expert 0 overwrites the others)
+that must not wipe the experts of a model fine-tuned or trained in several calls.
 For LCE, convert `bnn_tf.methods.ebconv_export.export_model(model)`: it
 runs the chosen expert only, inside TFLite `IF` subgraphs.
 """
@@ -272,6 +274,11 @@ class EBConv2D(tf.keras.layers.Conv2D):
         self.mixing = mixing
         self.single_expert_init = bool(single_expert)
         self.implementation = implementation
+
+    @property
+    def latent_weights(self) -> bool:
+        """Whether the experts train as latent weights (`mixing="latent"`: sign of the mixture)."""
+        return self.mixing == "latent"
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape):
@@ -615,21 +622,54 @@ class ExpertExpansion(tf.keras.callbacks.Callback):
     Epochs `< expand_at_epoch` run with the gate forced to expert 0; at the
     first epoch `≥ expand_at_epoch` that still finds the model in the single
     phase (also after a resume), expert 0 is copied into every expert.
+
+    `EBConv2D` declares this schedule, so every bnn-tf training path runs it
+    (`for_run`: expansion after the first third of the run). That declared form
+    has `force_single=False`: it never forces the gate, it only expands a model
+    that *starts* in the single-expert phase (built with `single_expert=True`,
+    as `ebnet` / `ebnet_small` are by default). A model already expanded, or
+    fine-tuned from one, is left alone, so the one-off, destructive copy of
+    expert 0 happens once, where the paper's staging asks for it.
+
+    Args:
+        expand_at_epoch: first epoch with all experts (0-based).
+        force_single: force expert 0 in the epochs before (True), or only expand
+            a model that is in the single-expert phase already (False).
     """
 
-    def __init__(self, expand_at_epoch: int):
+    def __init__(self, expand_at_epoch: int, *, force_single: bool = True):
         super().__init__()
         if expand_at_epoch < 0:
             raise ConfigError(f"expand_at_epoch must be ≥ 0 (got {expand_at_epoch}).")
         self.expand_at_epoch = int(expand_at_epoch)
+        self.force_single = bool(force_single)
         self.expanded_at: int | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch < self.expand_at_epoch:
-            set_single_expert(self.model, True)
+            if self.force_single:
+                set_single_expert(self.model, True)
         elif is_single_expert(self.model):
             expand_experts(self.model)
             self.expanded_at = epoch
+
+    def get_config(self):
+        return {"expand_at_epoch": self.expand_at_epoch, "force_single": self.force_single}
+
+    @classmethod
+    def for_run(cls, *, epochs: int, steps_per_epoch: int | None = None) -> ExpertExpansion:
+        """The declared staging: single expert for the first third of the run, then all experts."""
+        return cls(max(1, epochs // 3) if epochs > 1 else 0, force_single=False)
+
+    @staticmethod
+    def scheduled_variables(model: tf.keras.Model) -> list[tf.Variable]:
+        """Each gated layer's `single_expert` switch (1 → 0 at the expansion)."""
+        return [layer.single_expert for layer in _gated_layers(model)]
+
+
+# The paper's staging (one expert, then expansion) is declared, so `bnn-tf train`, every
+# recipe stage and the budget planner run it; it acts only on single-expert models.
+EBConv2D.declared_schedules = (ExpertExpansion,)
 
 
 def expert_usage(

@@ -65,6 +65,8 @@ class XnorWeight(_BaseQuantizer):
     """
 
     precision = 1
+    # α is computed from the real-valued weights: Bop (weights kept at ±1) would freeze it.
+    latent_weights = True
 
     def __init__(self, clip_value: float | None = 1.0, **kwargs):
         self.clip_value = clip_value
@@ -91,6 +93,7 @@ class XnorWeightScale(_BaseQuantizer):
     """
 
     precision = 1
+    latent_weights = True  # α from the real-valued weights, as XnorWeight
 
     def call(self, inputs):
         w = tf.clip_by_value(inputs, -1.0, 1.0)
