@@ -34,6 +34,7 @@ def _conv(x, features, kernel_size, *, strides=1, pool=False, first=False, name)
     kind=IMAGENET,
     description="BinaryAlexNet (larq-zoo 2.4 graph): binary convs and 1×1-conv classifier",
     lce_binary=True,
+    min_input_size=57,  # the stride-4 11×11 stem and three valid 3×3/2 pools (measured)
     family="baseline",
     training=latent_adam(
         "larq-zoo TrainBinaryAlexNet: Adam lr 1e-2 halved every 10 epochs, 150 epochs, batch 512",

@@ -67,6 +67,7 @@ from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input  # noqa: E402
     kind=IMAGENET,
     description="DoReFa-Net AlexNet (larq-zoo 2.4 graph): 1-bit weights, 2-bit activations",
     lce_binary=False,
+    min_input_size=44,  # AlexNet's stride-4 stem and valid pools (measured)
     family="dorefa",
     paper="Zhou et al., DoReFa-Net, arXiv 1606.06160",
     training=latent_adam(

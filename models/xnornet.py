@@ -61,6 +61,8 @@ from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input  # noqa: E402
     kind=IMAGENET,
     description="XNOR-Net AlexNet (larq-zoo 2.4 graph): BN→sign→conv(α·sign W), ImageNet size",
     lce_binary=True,
+    # fc6 is a "valid" 6×6 conv on the last feature map: smaller inputs leave it no output.
+    min_input_size=217,
     training=latent_adam(
         "larq-zoo TrainXNORNet: Adam lr 1e-3, alternately ×0.5 and ×0.2 at epochs "
         "19/30/44/53/66/76/86 of 100, batch 1200, l2 5e-7",

@@ -748,6 +748,24 @@ def test_small_models_refuse_what_they_do_not_accept(name):
         zoo.build(name, input_shape=(lo, lo, 2))
 
 
+def _large_models() -> list[str]:
+    from bnn_tf import models as zoo
+
+    return [name for name in zoo.available() if "large" in zoo.info(name).tags]
+
+
+@pytest.mark.slow  # ~23 ImageNet-size graphs built once each
+@pytest.mark.parametrize("name", _large_models())
+def test_large_models_build_at_the_size_they_declare(name):
+    """`accepts["min_size"]` is true: the model builds there (XNOR-Net's fc6 needed 217)."""
+    from bnn_tf import models as zoo
+
+    lo = zoo.info(name).accepts["min_size"]
+    model = zoo.build(name, input_shape=(lo, lo, 3), num_classes=5)
+    assert model.output_shape == (None, 5)
+    tf.keras.backend.clear_session()
+
+
 @pytest.mark.parametrize("name", ["bnn_small", "recu_resnet20", "meliusnet_small"])
 def test_small_models_build_at_32x32_rgb(name):
     """The cheap default-run part of the test above (three families at 32×32×3)."""

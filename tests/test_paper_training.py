@@ -37,8 +37,10 @@ PARAMS = [
 
 
 def _build(name: str) -> tf.keras.Model:
-    if "large" in zoo.info(name).tags:
-        return zoo.build(name, input_shape=(64, 64, 3), num_classes=10)
+    info = zoo.info(name)
+    if "large" in info.tags:
+        size = max(64, info.accepts["min_size"])  # XNOR-Net's fc6 needs 217 px
+        return zoo.build(name, input_shape=(size, size, 3), num_classes=10)
     return zoo.build(name)
 
 

@@ -36,9 +36,10 @@ PARAMS = [
 
 
 def _build(name: str) -> tuple[tf.keras.Model, bool]:
-    large = "large" in zoo.info(name).tags
-    if large:
-        return zoo.build(name, input_shape=LARGE_INPUT, num_classes=10), True
+    info = zoo.info(name)
+    if "large" in info.tags:
+        size = max(LARGE_INPUT[0], info.accepts["min_size"])  # XNOR-Net's fc6 needs 217 px
+        return zoo.build(name, input_shape=(size, size, 3), num_classes=10), True
     return zoo.build(name), False
 
 
