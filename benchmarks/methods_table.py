@@ -76,6 +76,7 @@ MODELS = [
     ("dorefa_small", "DoReFa 2/2-bit"),
     ("twn_small", "TWN (ternary W, float A)"),
     ("recu_resnet20", "ReCU ResNet-20 (other size)"),
+    ("quicknet_small_input", "QuickNet (small input, larq-zoo block structure)"),
 ]
 
 
