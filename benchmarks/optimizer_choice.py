@@ -63,21 +63,25 @@ def main(argv: list[str] | None = None) -> int:
                     limit_train=args.limit_train,
                     seed=seed,
                     optimizer=arm,
-                    learning_rate=args.adam_learning_rate if arm == "adam" else 1e-3,
+                    learning_rate=(
+                        args.adam_learning_rate
+                        if arm == "adam"
+                        else training.TrainConfig.learning_rate
+                    ),
                 )
                 summary = experiment.train(
                     config, f"{args.work}/{model}_{arm}_s{seed}", splits=splits, verbose=2
                 )
                 rows.append({
-                    "model": model, "arm": arm, "seed": seed,
+                    "run": f"{model}/{arm}", "model": model, "arm": arm, "seed": seed,
                     "test_accuracy": round(summary["test_accuracy"], 4),
                     "seconds": summary["seconds_total"],
                     "optimizer": summary["optimizer_choice"],
                 })  # fmt: skip
                 print(f"{model} {arm} seed {seed}: {summary['test_accuracy']:.4f}", flush=True)
     means = {
-        f"{m}/{a}": statistics.mean(r["test_accuracy"] for r in rs)
-        for (m, a), rs in _groups(rows).items()
+        run: statistics.mean(r["test_accuracy"] for r in rs)
+        for run, rs in harness.group_by(rows, "run").items()
     }
     record.write_json(args.name, {
         "conditions": {"epochs": args.epochs, "limit_train": args.limit_train,
@@ -92,13 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title(f"Bop vs Adam (latent), {args.limit_train} images × {args.epochs} epochs")
     record.write_png(args.name, fig)
     return 0
-
-
-def _groups(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    out: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        out.setdefault((r["model"], r["arm"]), []).append(r)
-    return out
 
 
 if __name__ == "__main__":

@@ -109,16 +109,21 @@ def latent_weight_layers(model: tf.keras.layers.Layer) -> list[tf.keras.layers.L
     """
     found = []
     for layer, _ in binary_kernels(model):
-        declared = getattr(layer, "latent_weights", False) or getattr(
-            getattr(layer, "kernel_quantizer", None), "latent_weights", False
-        )
         built_latent = (
             getattr(layer, "kernel_constraint", None) is not None
             or getattr(layer, "kernel_regularizer", None) is not None
         )
-        if declared or built_latent:
+        if declares_latent_weights(layer) or built_latent:
             found.append(layer)
     return found
+
+
+def declares_latent_weights(layer: tf.keras.layers.Layer) -> bool:
+    """Whether `layer` or its kernel quantizer declares `latent_weights = True`."""
+    return bool(
+        getattr(layer, "latent_weights", False)
+        or getattr(getattr(layer, "kernel_quantizer", None), "latent_weights", False)
+    )
 
 
 def declared_schedules(model: tf.keras.layers.Layer) -> list[type]:

@@ -77,8 +77,8 @@ def binary_convolutions(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     """The layers whose inputs and kernels are both binarised: what `binary_bfloat16` casts.
 
     A layer class that computes more than a ±1 sum (e.g. EBConv2D's arg-max gate)
-    opts out with the class attribute `bfloat16_exact = False`. So does a kernel
-    quantizer that declares `latent_weights = True` (XNOR-Net's α = mean|W|,
+    opts out with the class attribute `bfloat16_exact = False`. So does a layer or
+    kernel quantizer that declares `latent_weights = True` (XNOR-Net's α = mean|W|,
     IR-Net's Libra-PB standardisation): Keras hands it the weights already
     rounded to bfloat16, so its statistics, and with them the signs of weights
     near a channel's mean or the scale of every output, would differ from float32.
@@ -87,7 +87,7 @@ def binary_convolutions(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     for layer, _ in introspect.binary_kernels(model):
         if not getattr(type(layer), "bfloat16_exact", True):
             continue
-        if getattr(getattr(layer, "kernel_quantizer", None), "latent_weights", False):
+        if introspect.declares_latent_weights(layer):
             continue
         quantizer = getattr(layer, "input_quantizer", None)
         if getattr(quantizer, "precision", None) == 1:
