@@ -34,7 +34,6 @@ import harness
 import bnn_tf  # noqa: F401  selects legacy Keras before TensorFlow is imported
 
 # isort: on
-import json
 
 import numpy as np
 import tensorflow as tf
@@ -153,31 +152,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit_test is not None:  # a probe, not the committed record's conditions
         conditions["limit_test"] = args.limit_test
     recorder = harness.Recorder(BENCHMARK, argv, args.results_dir)
-    out = recorder.path(NAME)
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    rows = previous.get("rows", []) if previous.get("conditions") == conditions else []
-    done = {(r["run"], r["seed"]) for r in rows}
+    rows = recorder.previous_rows(NAME, conditions)
     splits = data.load("fashion_mnist")
-    for seed in args.seeds:
-        for run in args.runs:
-            if (run, seed) in done:
-                print(f"{run} seed {seed}: already measured, skipped", flush=True)
-                continue
-            row = run_one(run, seed, splits, args)
-            rows.append(row)
-            print(f"{run} seed {seed}: acc {row['test_accuracy']:.4f}  "
-                  f"{row['train_seconds']} s  top-expert share "
-                  f"{row['top_expert_share_on_2000_test_images']}", flush=True)  # fmt: skip
-            recorder.write_json(NAME, {
-                "note": "shared 2-core machine, other jobs running: times are indicative only",
-                "conditions": conditions,
-                "summary": summarise(rows),
-                "rows": rows,
-            })  # fmt: skip
-            title = (
-                f"ebnet_small, {args.limit_train} images × {args.epochs} epochs: form × optimizer"
-            )
-            recorder.write_png(NAME, plot(rows, title))
+    for run, seed in harness.pending(rows, "run", args.runs, args.seeds):
+        row = run_one(run, seed, splits, args)
+        rows.append(row)
+        print(f"{run} seed {seed}: acc {row['test_accuracy']:.4f}  "
+              f"{row['train_seconds']} s  top-expert share "
+              f"{row['top_expert_share_on_2000_test_images']}", flush=True)  # fmt: skip
+        recorder.write_json(NAME, {
+            "note": "shared 2-core machine, other jobs running: times are indicative only",
+            "conditions": conditions,
+            "summary": summarise(rows),
+            "rows": rows,
+        })  # fmt: skip
+        title = f"ebnet_small, {args.limit_train} images × {args.epochs} epochs: form × optimizer"
+        recorder.write_png(NAME, plot(rows, title))
     return 0
 
 

@@ -63,13 +63,14 @@ import ast
 import dataclasses
 import datetime as dt
 import functools
+import json
 import os
 import platform
 import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -309,6 +310,16 @@ class Recorder:
     def path(self, stem: str, suffix: str = ".json") -> Path:
         return self.results_dir / f"{stem}{suffix}"
 
+    def previous_rows(self, stem: str, conditions: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The rows of `results_dir/<stem>.json` if measured under `conditions`, else none.
+
+        So a rerun with the same conditions resumes the record, and one with other
+        conditions starts a new one.
+        """
+        path = self.path(stem)
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        return list(previous.get("rows", [])) if previous.get("conditions") == conditions else []
+
     def write_json(self, stem: str, body: Mapping[str, Any]) -> Path:
         """Write `results_dir/<stem>.json`: the header, then `body` (whose keys win)."""
         from bnn_tf import atomic
@@ -324,6 +335,22 @@ class Recorder:
         path = save_figure(fig, self.path(stem, suffix), dpi=dpi)
         print(f"wrote {path}", flush=True)
         return path
+
+
+def pending(
+    rows: Sequence[Mapping[str, Any]], key: str, names: Sequence[str], seeds: Sequence[int]
+) -> Iterator[tuple[str, int]]:
+    """(name, seed) of every run not yet in `rows` (by `row[key]` and `row["seed"]`).
+
+    Seeds outer, so an interrupted record has every name for its first seeds.
+    """
+    done = {(r[key], r.get("seed")) for r in rows}
+    for seed in seeds:
+        for name in names:
+            if (name, seed) in done:
+                print(f"{name} seed {seed}: already measured, skipped", flush=True)
+            else:
+                yield name, seed
 
 
 def run_context(run: Path | str) -> dict[str, Any]:

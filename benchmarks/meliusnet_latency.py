@@ -40,6 +40,7 @@ import tensorflow as tf
 from bnn_tf import converters
 from bnn_tf.converters.runtime import make_interpreter
 from bnn_tf.converters.tflite_model import LCE_OPS
+from bnn_tf.converters.verification import randomize_batchnorm
 from bnn_tf.models import meliusnet as mn
 
 BENCHMARK = harness.Benchmark(
@@ -53,18 +54,6 @@ LARQ_ZOO_MELIUSNET22 = {
     "latency_ms": 70.0,
     "float_ops": {"MUL": 40, "PAD": 17, "CONCATENATION": 19},
 }
-
-
-def randomize_batchnorm(model: tf.keras.Model, seed: int = 0) -> None:
-    """Give every BatchNorm trained-looking statistics (γ > 0, β, μ ≠ 0, var ≠ 1)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n),
-                rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n),
-            ])  # fmt: skip
 
 
 def zoo_layout_meliusnet22(num_classes: int = 1000) -> tf.keras.Model:

@@ -33,7 +33,6 @@ added later with `--models`.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -77,6 +76,7 @@ MODELS = [
     ("twn_small", "TWN (ternary W, float A)"),
     ("recu_resnet20", "ReCU ResNet-20 (other size)"),
     ("quicknet_small_input", "QuickNet (small input, larq-zoo block structure)"),
+    ("binary_densenet_small", "BinaryDenseNet (small input, larq-zoo block structure)"),
 ]
 
 
@@ -137,31 +137,36 @@ def run_one(name: str, seed: int, splits, args) -> dict:
     config = optimizer_config(name, args)
     training.compile_model(model, optimizer_config=config, steps_per_epoch=steps,
                            epochs=args.epochs)  # fmt: skip
-    schedules = callbacks.standard_callbacks(model, args.epochs, steps_per_epoch=steps)
     start = time.perf_counter()
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, verbose=0,
-              callbacks=schedules, shuffle=True)  # fmt: skip
+              callbacks=callbacks.standard_callbacks(model, args.epochs, steps_per_epoch=steps),
+              shuffle=True)  # fmt: skip
     train_seconds = time.perf_counter() - start
     _, test_acc = model.evaluate(x_test, y_test, batch_size=512, verbose=0)
-
-    flatbuffer = converters.convert(model)
-    report = converters.inspect(flatbuffer)
-    macs = mac_counts(flatbuffer)
-    total = macs["binary_macs"] + macs["float_macs"]
-    parity = converters.verify(
-        model, flatbuffer, x_test[: args.limit_parity], y_test[: args.limit_parity]
-    )
-    latency = converters.bench(flatbuffer, runs=args.runs, warmup=10)
-    info = zoo.info(name)
     return {
         "model": name,
         "seed": seed,
         "optimizer": config.to_dict(),
         "declared_schedules": [c.__name__ for c in introspect.declared_schedules(model)],
-        "lce_binary_flag": info.lce_binary,
+        "lce_binary_flag": zoo.info(name).lce_binary,
         "params": int(model.count_params()),
         "test_accuracy": round(float(test_acc), 4),
         "train_seconds": round(train_seconds, 1),
+        **tflite_columns(
+            model, x_test[: args.limit_parity], y_test[: args.limit_parity], args.runs
+        ),
+    }
+
+
+def tflite_columns(model: tf.keras.Model, x_parity, y_parity, runs: int) -> dict:
+    """The table's columns of the converted model: binary convs and MACs, size, latency, parity."""
+    flatbuffer = converters.convert(model)
+    report = converters.inspect(flatbuffer)
+    macs = mac_counts(flatbuffer)
+    total = macs["binary_macs"] + macs["float_macs"]
+    parity = converters.verify(model, flatbuffer, x_parity, y_parity)
+    latency = converters.bench(flatbuffer, runs=runs, warmup=10)
+    return {
         "binary_convs": report.binary_convs,
         "float_mac_ops": report.float_mac_ops,
         **macs,
@@ -256,41 +261,32 @@ def main(argv: list[str] | None = None) -> int:
     conditions.update(optimizer_setting=OPTIMIZER_NOTES[args.optimizer],
                       dataset="fashion_mnist", test_images=args.limit_test or 10000)  # fmt: skip
     recorder = harness.Recorder(BENCHMARK, argv, args.results_dir)
-    out = recorder.path(name)
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    rows = previous.get("rows", []) if previous.get("conditions") == conditions else []
-    done = {(r["model"], r.get("seed")) for r in rows}
+    rows = recorder.previous_rows(name, conditions)
     splits = data.load("fashion_mnist")
     order = [m for m, _ in MODELS] + [m for m in args.models if m not in labels]
-    for seed in args.seeds:
-        for model_name in args.models:
-            if (model_name, seed) in done:
-                print(f"{model_name} seed {seed}: already measured, skipped", flush=True)
-                continue
-            row = run_one(model_name, seed, splits, args)
-            row["method"] = labels.get(model_name, model_name)
-            row["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
-            rows = [r for r in rows if (r["model"], r.get("seed")) != (model_name, seed)] + [row]
-            rows.sort(
-                key=lambda r: (order.index(r["model"]) if r["model"] in order else 99, r["seed"])
-            )
-            print(
-                f"{model_name} seed {seed}: acc {row['test_accuracy']:.4f}  binary MACs "
-                f"{row['binary_mac_fraction']:.1%}  {row['tflite_bytes']:,} B  "
-                f"{row['latency_median_ms']:.3f} ms  agreement {row['parity_top1_agreement']:.3f}  "
-                f"train {row['train_seconds']} s",
-                flush=True,
-            )
-            summary = summarise(rows)
-            recorder.write_json(name, {
-                "note": "shared 2-core machine, other jobs running: times are indicative only",
-                "conditions": conditions,
-                "summary": summary,
-                "rows": rows,
-            })  # fmt: skip
-            title = ("Each method trained as published" if args.optimizer == "published"
-                     else "One optimizer (Adam) for every method")  # fmt: skip
-            recorder.write_png(name, plot(summary, labels, title))
+    for model_name, seed in harness.pending(rows, "model", args.models, args.seeds):
+        row = run_one(model_name, seed, splits, args)
+        row["method"] = labels.get(model_name, model_name)
+        row["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+        rows = [r for r in rows if (r["model"], r.get("seed")) != (model_name, seed)] + [row]
+        rows.sort(key=lambda r: (order.index(r["model"]) if r["model"] in order else 99, r["seed"]))
+        print(
+            f"{model_name} seed {seed}: acc {row['test_accuracy']:.4f}  binary MACs "
+            f"{row['binary_mac_fraction']:.1%}  {row['tflite_bytes']:,} B  "
+            f"{row['latency_median_ms']:.3f} ms  agreement {row['parity_top1_agreement']:.3f}  "
+            f"train {row['train_seconds']} s",
+            flush=True,
+        )
+        summary = summarise(rows)
+        recorder.write_json(name, {
+            "note": "shared 2-core machine, other jobs running: times are indicative only",
+            "conditions": conditions,
+            "summary": summary,
+            "rows": rows,
+        })  # fmt: skip
+        title = ("Each method trained as published" if args.optimizer == "published"
+                 else "One optimizer (Adam) for every method")  # fmt: skip
+        recorder.write_png(name, plot(summary, labels, title))
     return 0
 
 

@@ -78,6 +78,15 @@ CONFIGS = [
     ("lsq_tree", "lsq_binary_small", {"mode": "tree"}, "LSQ tree (3×1)", 3, 1),
     # Seed-paper models (methods-table rows): one binary conv per layer, or float-emulated.
     ("lqnet_2", "lqnet_small", {"bits": 2}, "LQ-Net 2-bit weights (2×1)", 2, 1),
+    ("lqnet_2x2", "lqnet_small", {"bits": 2, "activation_bits": 2}, "LQ-Net 2/2-bit (2×2)", 2, 2),
+    (
+        "lsq_2x2",
+        "lsq_binary_small",
+        {"mode": "2bit", "activation_mode": "2bit"},
+        "LSQ ls-2 W and A (2×2)",
+        2,
+        2,
+    ),
     ("bnnplus", "bnnplus_small", {}, "BNN+", 1, 1),
     ("selfbin", "selfbin_small", {}, "Self-Binarizing", 1, 1),
     ("rangebn", "rangebn_small", {}, "RangeBN (bnn_small)", 1, 1),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import NoReturn
+
 
 class BnnTfError(Exception):
     """Base class: a user-facing error whose message says what to do.
@@ -32,3 +35,21 @@ class ConfigError(BnnTfError, ValueError):
 
 class InvalidDataError(BnnTfError, ValueError):
     """A data file exists but is not in the expected format (corrupt or wrong file)."""
+
+
+def moved_names(module: str, moved: Mapping[str, str]) -> Callable[[str], NoReturn]:
+    """A module `__getattr__` for names that moved up to `bnn_tf.experiment` (issue 18).
+
+    A forward from the old module would import a higher floor, so an old call
+    gets an error naming the new place (`moved`: old name → new dotted path) instead.
+    """
+
+    def __getattr__(name: str) -> NoReturn:
+        if name in moved:
+            raise AttributeError(
+                f"{module}.{name} moved to {moved[name]} (same arguments). "
+                f"Fix: `from bnn_tf import experiment; experiment.{name}(...)`."
+            )
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__

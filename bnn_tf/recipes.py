@@ -48,7 +48,7 @@ from bnn_tf import callbacks as bnn_callbacks
 
 # Kept importable from here (they lived here before bnn_tf.distill) for one release.
 from bnn_tf.distill import Distiller, attention_map, kd_loss, matching_layers  # noqa: E402,F401
-from bnn_tf.errors import ConfigError
+from bnn_tf.errors import ConfigError, moved_names
 from bnn_tf.plotting import plot_history
 
 STAGE_FILE = "stage.json"
@@ -270,20 +270,27 @@ def _finished(stage_dir: Path) -> dict | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Feed:
+    """What every stage of a run (and its KD teacher) trains on, and where it reports."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    steps_per_epoch: int
+    verbose: int | str
+    log: Callable[[str], None]
+
+
 def _train_stage(
     model: tf.keras.Model,
     stage_dir: Path,
+    feed: _Feed,
     *,
     name: str,
     epochs: int,
     optimizer_config: optimizers.OptimizerConfig,
-    train_data: tf.data.Dataset,
-    validation_data: tf.data.Dataset | None,
-    steps_per_epoch: int,
-    teacher: tf.keras.Model | None,
-    kd: KDConfig | None,
-    verbose: int | str,
-    log: Callable[[str], None],
+    teacher: tf.keras.Model | None = None,
+    kd: KDConfig | None = None,
     extra_callbacks: Sequence[tf.keras.callbacks.Callback] = (),
     jit_compile: bool = False,
     flat: bool = False,
@@ -293,6 +300,7 @@ def _train_stage(
     `flat`: the stage is the whole run and trains in the run folder itself
     (no stage.json: the run's own files say whether it finished).
     """
+    log = feed.log
     optimizer_config = training.optimizer_for_model(model, optimizer_config)
     trainee: tf.keras.Model = model
     if teacher is not None and kd is not None:
@@ -316,7 +324,7 @@ def _train_stage(
     training.compile_model(  # also warns about contradictory set-ups
         trainee,
         optimizer_config=optimizer_config,
-        steps_per_epoch=steps_per_epoch,
+        steps_per_epoch=feed.steps_per_epoch,
         epochs=epochs,
         jit_compile=jit_compile,
     )
@@ -328,12 +336,12 @@ def _train_stage(
     start = time.perf_counter()
     records = training.fit(
         trainee,
-        train_data,
+        feed.train,
         epochs=epochs,
         out_dir=stage_dir,
-        validation_data=validation_data,
+        validation_data=feed.validation,
         callbacks=[*bnn_callbacks.standard_callbacks(model, epochs), *extra_callbacks],
-        verbose=verbose,
+        verbose=feed.verbose,
     )
     training.remove_empty_backup(stage_dir)
     atomic.write_with(stage_dir / training.MODEL_FILE, lambda tmp: model.save(tmp))
@@ -412,6 +420,7 @@ def run(
             f"note: recipe {recipe.name} uses {recipe.optimizer}; the given optimizer {optimizer_config.name} wins"
         )
     stage_records: list[dict] = []
+    feed = _Feed(train_data, validation_data, steps_per_epoch, verbose, log)
 
     teacher_model = None
     if recipe.kd is not None:
@@ -430,16 +439,10 @@ def run(
                 rec = _train_stage(
                     teacher_model,
                     tdir,
+                    feed,
                     name="teacher",
                     epochs=recipe.kd.teacher_epochs,
                     optimizer_config=replace(base, name="adam"),
-                    train_data=train_data,
-                    validation_data=validation_data,
-                    steps_per_epoch=steps_per_epoch,
-                    teacher=None,
-                    kd=None,
-                    verbose=verbose,
-                    log=log,
                 )
             stage_records.append(rec)
 
@@ -461,16 +464,12 @@ def run(
             rec = _train_stage(
                 model,
                 sdir,
+                feed,
                 name=stage.name,
                 epochs=n,
                 optimizer_config=replace(base, name=name),
-                train_data=train_data,
-                validation_data=validation_data,
-                steps_per_epoch=steps_per_epoch,
                 teacher=teacher_model,
                 kd=recipe.kd,
-                verbose=verbose,
-                log=log,
                 extra_callbacks=callbacks,
                 jit_compile=jit_compile,
                 flat=flat,
@@ -506,21 +505,13 @@ def _combined_history(out: Path, recipe: Recipe) -> list[dict]:
     return records
 
 
-# Names that moved up to `bnn_tf.experiment` (issue 18), which imports the zoo;
-# a forward from here would import a higher floor.
+# Names that moved up to `bnn_tf.experiment` (issue 18), which imports the zoo.
 MOVED = {
     "train": "bnn_tf.experiment.train",
     "zoo_model_kwargs": "bnn_tf.experiment.zoo_model_kwargs",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in MOVED:
-        raise AttributeError(
-            f"bnn_tf.recipes.{name} moved to {MOVED[name]} (same arguments). "
-            f"Fix: `from bnn_tf import experiment; experiment.{name}(...)`."
-        )
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, MOVED)
 
 
 __all__ = ["RECIPES", "KDConfig", "Recipe", "StageConfig", "get", "run", "stage_model"]

@@ -31,7 +31,7 @@ from typing import Any
 import tensorflow as tf
 
 from bnn_tf import __version__, atomic, data, introspect, optimizers
-from bnn_tf.errors import ConfigError, ResumeMismatchError
+from bnn_tf.errors import ConfigError, ResumeMismatchError, moved_names
 from bnn_tf.plotting import plot_history
 from bnn_tf.precision import PRECISIONS, check_precision
 
@@ -234,6 +234,10 @@ def _help(text: str, **more: Any) -> dict[str, Any]:
     return {"help": text, **more}
 
 
+# The TrainConfig fields that are `data.open_data` options of the same names.
+DATA_FIELDS = ("image_size", "channels", "val_split", "test_data", "seed", "limit_train")
+
+
 @dataclass
 class TrainConfig:
     """Everything `bnn-tf train` needs; saved to `run.json` for resuming.
@@ -432,6 +436,10 @@ class TrainConfig:
         """Where the training data comes from: `data` if set, else the built-in `dataset`."""
         return self.data or self.dataset
 
+    def data_options(self) -> dict[str, Any]:
+        """The options of `data.open_data` that this run sets (fields of the same names)."""
+        return {name: getattr(self, name) for name in DATA_FIELDS}
+
     def optimizer_config(self, name: str) -> optimizers.OptimizerConfig:
         """The `OptimizerConfig` for optimizer `name` with this run's settings.
 
@@ -530,16 +538,7 @@ def load_train_data(
 ) -> TrainData:
     """Open `config.data_source` (or the given built-in `splits`), split off validation, build pipelines."""
     images = data.open_data(
-        config.data_source,
-        image_size=config.image_size,
-        channels=config.channels,
-        val_split=config.val_split,
-        test_data=config.test_data,
-        seed=config.seed,
-        limit_train=config.limit_train,
-        data_dir=data_dir,
-        splits=splits,
-        log=log,
+        config.data_source, **config.data_options(), data_dir=data_dir, splits=splits, log=log
     )
     d = images.description
     log(
@@ -601,15 +600,7 @@ def remove_empty_backup(out_dir: str | os.PathLike[str]) -> None:
         backup.rmdir()
 
 
-# Names that moved up to `bnn_tf.experiment` (issue 18). A forward from here would
-# import a higher floor, so an old call gets an error naming the new place instead.
+# Names that moved up to `bnn_tf.experiment` (issue 18).
 MOVED = {"train": "bnn_tf.experiment.train"}
 
-
-def __getattr__(name: str) -> Any:
-    if name in MOVED:
-        raise AttributeError(
-            f"bnn_tf.training.{name} moved to {MOVED[name]} (same arguments). "
-            f"Fix: `from bnn_tf import experiment; experiment.{name}(...)`."
-        )
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, MOVED)

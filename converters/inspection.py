@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from bnn_tf.converters.tflite_model import (
     BINARY_CONV_OPS,
@@ -36,13 +36,9 @@ class OpReport:
     output_shapes: list[tuple[int, ...]]
 
     def to_dict(self) -> dict:
+        # Shapes as lists, as JSON stores them, so a report read back compares equal.
         return {
-            "op_counts": self.op_counts,
-            "binary_convs": self.binary_convs,
-            "float_mac_ops": self.float_mac_ops,
-            "size_bytes": self.size_bytes,
-            "requires_lce": self.requires_lce,
-            "custom_ops": self.custom_ops,
+            **asdict(self),
             "input_shapes": [list(s) for s in self.input_shapes],
             "output_shapes": [list(s) for s in self.output_shapes],
         }

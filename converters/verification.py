@@ -81,6 +81,23 @@ class VerifyResult:
         return "\n".join(lines)
 
 
+def randomize_batchnorm(model: tf.keras.Model, seed: int = 0, *, spread: float = 0.2) -> None:
+    """Give every BatchNorm of `model` trained-looking statistics (γ > 0, β, μ ≠ 0, var ≠ 1).
+
+    An untrained model's BN (γ = 1, β = μ = 0, var = 1) hides mistakes in the
+    converter's BN folding; this makes a parity check of an untrained model see them.
+    `spread`: standard deviation of β and μ.
+    """
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([
+                rng.uniform(0.5, 1.5, n), rng.normal(0, spread, n),
+                rng.normal(0, spread, n), rng.uniform(0.5, 2.0, n),
+            ])  # fmt: skip
+
+
 def tflite_predict(
     tflite: bytes | str | os.PathLike[str],
     x: np.ndarray,

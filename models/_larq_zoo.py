@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
 from bnn_tf.models._weights import apply_weights
-from bnn_tf.models.registry import Kind, option
+from bnn_tf.models.registry import Factory, Kind, option
 
 LARQ_ZOO = "larq-zoo 2.4 (Bannink et al., Larq Compute Engine, MLSys 2021)"
 
@@ -85,3 +85,36 @@ def finish(args: Any, inputs: tf.Tensor, x: tf.Tensor, **overrides: Any) -> tf.k
             x
         )
     return apply_weights(tf.keras.Model(inputs, x, name=values["name"]), values["weights"])
+
+
+def bethge_stem(inputs: tf.Tensor, filters: int, *, pool_bn: bool = False) -> tf.Tensor:
+    """The stem of larq-zoo's BinaryDenseNet and BinaryResNetE (Bethge et al. 2019).
+
+    Inputs below 50 pixels get one Conv3×3 (no downsampling); larger ones
+    Conv7×7/2 → BN → ReLU → MaxPool 3×3/2, and with `pool_bn` a BN after the pool
+    (ResNetE's layout).
+    """
+    conv = {"padding": "same", "use_bias": False, "kernel_initializer": "he_normal"}
+    if inputs.shape[1] and inputs.shape[1] < 50:
+        return tf.keras.layers.Conv2D(filters, 3, **conv, name="stem_conv")(inputs)
+    bn = {"momentum": 0.9, "epsilon": 1e-5}
+    x = tf.keras.layers.Conv2D(filters, 7, strides=2, **conv, name="stem_conv")(inputs)
+    x = tf.keras.layers.BatchNormalization(**bn, name="stem_bn")(x)
+    x = tf.keras.layers.Activation("relu", name="stem_relu")(x)
+    x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
+    if pool_bn:
+        x = tf.keras.layers.BatchNormalization(**bn, name="stem_pool_bn")(x)
+    return x
+
+
+def named_factory(factory: Factory, name: str, label: str) -> Factory:
+    """`factory`, registered in a loop, named `name` and documented as larq-zoo's `label`.
+
+    The module binds the result to `name` so `from bnn_tf.models.X import name` works.
+    """
+    factory.__name__ = name
+    factory.__doc__ = (
+        f"{label}, larq-zoo 2.4's graph (keras.applications-style; logits out by default)."
+        f"\n\n{IMAGENET.doc}"
+    )
+    return factory

@@ -12,7 +12,9 @@ from typing import Any
 
 import tensorflow as tf
 
+from bnn_tf.errors import ConfigError
 from bnn_tf.methods.multibasis import ActivationBases, MultiBasisConv2D, WeightBases
+from bnn_tf.methods.rebnet import ResidualSign
 from bnn_tf.models._parts import POOL_AFTER, check_widths, small_model, small_stem
 
 # The bases are functions of real-valued latent weights: Adam trains them (as the papers);
@@ -23,6 +25,23 @@ TRAINING = {
     "why": "latent real weights define the bases (ABC-Net/ReBNet/LSQ train with Adam/SGD); "
     "2e-3 cosine is benchmarks/multibit.py's setting",
 }
+
+
+def activation_choice(
+    model: str, activation_levels: int, option: str, value: Any, make: Callable[[Any], Any]
+) -> Callable[[], ActivationBases]:
+    """A factory of input quantizers: `make(value)`, or ReBNet residual signs when `value` is None.
+
+    Raises:
+        ConfigError: both `option` and `activation_levels` (≠ 1) were given.
+    """
+    if value is None:
+        return lambda: ResidualSign(activation_levels)
+    if activation_levels != 1:
+        raise ConfigError(
+            f"{model}: give {option} or activation_levels (residual signs), not both."
+        )
+    return lambda: make(value)
 
 
 def multibasis_small(

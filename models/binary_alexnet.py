@@ -15,6 +15,7 @@ import tensorflow as tf
 from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input
 from bnn_tf.models.registry import latent_adam, register
 
+FAMILY = "baseline"
 PAPER = "Hubara et al., Binarized Neural Networks, NeurIPS 2016 (AlexNet, larq-zoo 2.4)"
 
 
@@ -29,23 +30,21 @@ def _conv(x, features, kernel_size, *, strides=1, pool=False, first=False, name)
     return tf.keras.layers.BatchNormalization(scale=False, momentum=0.9, name=f"{name}_bn")(x)
 
 
+_WHY = "larq-zoo TrainBinaryAlexNet: Adam lr 1e-2 halved every 10 epochs, 150 epochs, batch 512"
+
+
 @register(
     "binary_alexnet",
     kind=IMAGENET,
-    description="BinaryAlexNet (larq-zoo 2.4 graph): binary convs and 1×1-conv classifier",
     lce_binary=True,
     min_input_size=57,  # the stride-4 11×11 stem and three valid 3×3/2 pools (measured)
-    family="baseline",
-    training=latent_adam(
-        "larq-zoo TrainBinaryAlexNet: Adam lr 1e-2 halved every 10 epochs, 150 epochs, batch 512",
-        1e-2,
-        schedule="step",
-        factor=0.5,
-        every_epochs=10,
-    ),
+    training=latent_adam(_WHY, 1e-2, schedule="step", factor=0.5, every_epochs=10),
 )
 def binary_alexnet(args) -> tf.keras.Model:
-    """BinaryAlexNet, larq-zoo 2.4's graph (keras.applications-style; logits out by default)."""
+    """BinaryAlexNet (larq-zoo 2.4 graph): binary convs and 1×1-conv classifier.
+
+    keras.applications-style options; logits out by default.
+    """
     inputs = zoo_input(args)
     x = _conv(inputs, 64, 11, strides=4, pool=True, first=True, name="conv1")
     x = _conv(x, 192, 5, pool=True, name="conv2")

@@ -27,7 +27,15 @@ import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods import binary_densenet as bdn
-from bnn_tf.models._larq_zoo import IMAGENET, SMALL_INPUT, finish, global_pool, zoo_input
+from bnn_tf.models._larq_zoo import (
+    IMAGENET,
+    SMALL_INPUT,
+    bethge_stem,
+    finish,
+    global_pool,
+    named_factory,
+    zoo_input,
+)
 from bnn_tf.models.registry import register
 
 FAMILY = "binary_densenet"
@@ -65,21 +73,7 @@ def build_binary_densenet(
             f"{len(config.reduction)} reductions)."
         )
     inputs = zoo_input(args)
-    if inputs.shape[1] and inputs.shape[1] < 50:
-        x = tf.keras.layers.Conv2D(
-            initial_filters, 3, padding="same", use_bias=False,
-            kernel_initializer="he_normal", name="stem_conv",
-        )(inputs)  # fmt: skip
-    else:
-        x = tf.keras.layers.Conv2D(
-            initial_filters, 7, strides=2, padding="same", use_bias=False,
-            kernel_initializer="he_normal", name="stem_conv",
-        )(inputs)  # fmt: skip
-        x = tf.keras.layers.BatchNormalization(
-            momentum=bdn.BN_MOMENTUM, epsilon=bdn.BN_EPSILON, name="stem_bn"
-        )(x)
-        x = tf.keras.layers.Activation("relu", name="stem_relu")(x)
-        x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
+    x = bethge_stem(inputs, initial_filters)
     for stage, count in enumerate(config.layers):
         for i in range(count):
             x = bdn.dense_layer(
@@ -121,12 +115,7 @@ def _register(name: str, label: str) -> None:
     def factory(args) -> tf.keras.Model:
         return build_binary_densenet(config, args)
 
-    factory.__name__ = name
-    factory.__doc__ = (
-        f"{label}, larq-zoo 2.4's graph (keras.applications-style; logits out by default).\n\n"
-        + IMAGENET.doc
-    )
-    globals()[name] = factory
+    globals()[name] = named_factory(factory, name, label)
 
 
 for _name, _label in [
@@ -140,11 +129,7 @@ SMALL_CONFIG = DenseNetConfig((3, 3, 3), (2.7, 2.7), (1, 1, 1))
 
 
 @register(
-    "binary_densenet_small",
-    kind=SMALL_INPUT,
-    description="BinaryDenseNet for 28×28 / 32×32: Conv3×3 stem, 3 stages × 3 dense layers (g=64)",
-    lce_binary=True,
-    training=_training(SMALL_CONFIG),
+    "binary_densenet_small", kind=SMALL_INPUT, lce_binary=True, training=_training(SMALL_CONFIG)
 )
 def binary_densenet_small(
     args,
@@ -153,10 +138,11 @@ def binary_densenet_small(
     reduction: Sequence[float] = SMALL_CONFIG.reduction,
     growth_rate: int = bdn.GROWTH_RATE,
 ) -> tf.keras.Model:
-    """BinaryDenseNet with larq-zoo's small-input stem (one float Conv3×3, no pooling).
+    """BinaryDenseNet for 28×28 / 32×32: Conv3×3 stem, 3 stages × 3 dense layers (g=64).
 
-    Same dense layers (BN → sign → BConv3×3 → concat) and transitions (BN →
-    MaxPool 2 → ReLU → Conv1×1), fewer stages: 28 → 14 → 7 with three stages.
+    larq-zoo's small-input stem (one float Conv3×3, no pooling). Same dense layers
+    (BN → sign → BConv3×3 → concat) and transitions (BN → MaxPool 2 → ReLU → Conv1×1),
+    fewer stages: 28 → 14 → 7 with three stages.
     """
     config = DenseNetConfig(tuple(layers), tuple(reduction), (1,) * len(layers))
     return build_binary_densenet(config, args, growth_rate=growth_rate)

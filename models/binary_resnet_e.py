@@ -11,12 +11,13 @@ clip, zero padding; BN after each; stem Conv7×7/2 → BN → ReLU → MaxPool 3
 
 from __future__ import annotations
 
-import larq as lq
 import tensorflow as tf
 
-from bnn_tf.models._larq_zoo import IMAGENET, finish, global_pool, zoo_input
+from bnn_tf.methods.binary_densenet import binary_conv
+from bnn_tf.models._larq_zoo import IMAGENET, bethge_stem, finish, global_pool, zoo_input
 from bnn_tf.models.registry import latent_adam, register
 
+FAMILY = "binary_resnet_e"
 PAPER = "Bethge et al., Back to Simplicity: How to Train Accurate BNNs from Scratch?, 2019"
 CLIP = 1.25
 BN = {"momentum": 0.9, "epsilon": 1e-5}
@@ -32,49 +33,26 @@ def resnet_e_block(x: tf.Tensor, filters: int, *, strides: int = 1, name: str) -
             name=f"{name}_shortcut_conv",
         )(residual)  # fmt: skip
         residual = tf.keras.layers.BatchNormalization(**BN, name=f"{name}_shortcut_bn")(residual)
-    y = lq.layers.QuantConv2D(
-        filters, 3, strides=strides, padding="same", use_bias=False,
-        input_quantizer=lq.quantizers.SteSign(clip_value=CLIP),
-        kernel_quantizer=lq.quantizers.SteSign(clip_value=CLIP),
-        kernel_constraint=lq.constraints.WeightClip(CLIP),
-        kernel_initializer="glorot_normal", name=f"{name}_conv",
-    )(x)  # fmt: skip
+    y = binary_conv(filters, clip=CLIP, strides=strides, name=f"{name}_conv")(x)
     y = tf.keras.layers.BatchNormalization(**BN, name=f"{name}_bn")(y)
     return tf.keras.layers.Add(name=f"{name}_add")([y, residual])
 
 
-@register(
-    "binary_resnet_e18",
-    kind=IMAGENET,
-    description="BinaryResNetE18 (larq-zoo 2.4 graph): a shortcut around every binary 3×3 conv",
-    lce_binary=True,
-    family="binary_resnet_e",
-    training=latent_adam(
-        "Bethge et al. 2019 (larq-zoo TrainBinaryResNetE18): from scratch, Adam lr 4e-3, "
-        "×0.3 at epochs 70, 90, 110 of 120, batch 1024, weight clip 1.25",
-        4e-3,
-        schedule="step",
-        factor=0.3,
-        every_epochs=70,
-    ),
+_WHY = (
+    "Bethge et al. 2019 (larq-zoo TrainBinaryResNetE18): from scratch, Adam lr 4e-3, "
+    "×0.3 at epochs 70, 90, 110 of 120, batch 1024, weight clip 1.25"
 )
+TRAINING = latent_adam(_WHY, 4e-3, schedule="step", factor=0.3, every_epochs=70)
+
+
+@register("binary_resnet_e18", kind=IMAGENET, lce_binary=True, training=TRAINING)
 def binary_resnet_e18(args, *, initial_filters: int = 64) -> tf.keras.Model:
-    """BinaryResNetE18, larq-zoo 2.4's graph (keras.applications-style; logits out by default)."""
+    """BinaryResNetE18 (larq-zoo 2.4 graph): a shortcut around every binary 3×3 conv.
+
+    keras.applications-style options; logits out by default.
+    """
     inputs = zoo_input(args)
-    if inputs.shape[1] and inputs.shape[1] < 50:
-        x = tf.keras.layers.Conv2D(
-            initial_filters, 3, padding="same", use_bias=False,
-            kernel_initializer="he_normal", name="stem_conv",
-        )(inputs)  # fmt: skip
-    else:
-        x = tf.keras.layers.Conv2D(
-            initial_filters, 7, strides=2, padding="same", use_bias=False,
-            kernel_initializer="he_normal", name="stem_conv",
-        )(inputs)  # fmt: skip
-        x = tf.keras.layers.BatchNormalization(**BN, name="stem_bn")(x)
-        x = tf.keras.layers.Activation("relu", name="stem_relu")(x)
-        x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
-        x = tf.keras.layers.BatchNormalization(**BN, name="stem_pool_bn")(x)
+    x = bethge_stem(inputs, initial_filters, pool_bn=True)
     for stage, filters in enumerate((64, 128, 256, 512)):
         for i in range(4):  # two ResNet-18 blocks, each with a shortcut per conv
             strides = 2 if stage > 0 and i == 0 else 1

@@ -80,21 +80,19 @@ def _bireal_zoo_block(x: tf.Tensor, out_filters: int, *, name: str) -> tf.Tensor
     return tf.keras.layers.Add(name=f"{name}_add")([y, shortcut])
 
 
+_ZOO_WHY = "larq-zoo TrainBiRealNet: Adam lr 5e-3 decayed linearly to 0, 300 epochs, batch 512"
+
+
 @register(
     "birealnet",
     kind=IMAGENET,
-    description="Bi-Real Net 18 (larq-zoo 2.4 graph), ImageNet size",
     lce_binary=True,
-    family="bireal",
-    paper="Liu et al., Bi-Real Net, ECCV 2018",
-    training=latent_adam(
-        "larq-zoo TrainBiRealNet: Adam lr 5e-3 decayed linearly to 0, 300 epochs, batch 512",
-        5e-3,
-        schedule="linear",
-    ),
+    training=latent_adam(_ZOO_WHY, 5e-3, schedule="linear"),
 )
 def birealnet(args, *, filters: int = 64) -> tf.keras.Model:
-    """Bi-Real Net 18, larq-zoo 2.4's graph (keras.applications-style; logits out by default).
+    """Bi-Real Net 18 (larq-zoo 2.4 graph), ImageNet size.
+
+    keras.applications-style options; logits out by default.
 
     Args:
         filters: width of the first stage (doubled at each of the three later stages).

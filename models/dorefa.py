@@ -61,26 +61,23 @@ def dorefa_small(args, *, k_bit: int = 2) -> tf.keras.Model:
 
 from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input  # noqa: E402
 
+_ZOO_WHY = (
+    "larq-zoo TrainDoReFaNet: Adam lr 2e-4 (ε 1e-5), ×0.2 at 60 and 75, then ×0.1 "
+    "every 2 epochs from 82, 90 epochs, batch 256"
+)
+
 
 @register(
     "dorefanet",
     kind=IMAGENET,
-    description="DoReFa-Net AlexNet (larq-zoo 2.4 graph): 1-bit weights, 2-bit activations",
     lce_binary=False,
     min_input_size=44,  # AlexNet's stride-4 stem and valid pools (measured)
-    family="dorefa",
-    paper="Zhou et al., DoReFa-Net, arXiv 1606.06160",
-    training=latent_adam(
-        "larq-zoo TrainDoReFaNet: Adam lr 2e-4 (ε 1e-5), ×0.2 at 60 and 75, then ×0.1 "
-        "every 2 epochs from 82, 90 epochs, batch 256",
-        2e-4,
-        schedule="step",
-        factor=0.2,
-        every_epochs=60,
-    ),
+    training=latent_adam(_ZOO_WHY, 2e-4, schedule="step", factor=0.2, every_epochs=60),
 )
 def dorefanet(args, *, activations_k_bit: int = 2) -> tf.keras.Model:
-    """DoReFa-Net (AlexNet), larq-zoo 2.4's graph (keras.applications-style; logits out by default).
+    """DoReFa-Net AlexNet (larq-zoo 2.4 graph): 1-bit weights, 2-bit activations.
+
+    keras.applications-style options; logits out by default.
 
     NOT an LCE binary model: 2-bit activations convert to float `CONV_2D` (see above).
 

@@ -27,14 +27,16 @@ others halve it, which gives the paper's 56/28/14/7 layout at 224×224.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods.ebconv import EBConv2D
 from bnn_tf.models._parts import classifier_head
-from bnn_tf.models.registry import register
+from bnn_tf.models.registry import Kind, latent_adam, option, register
 
+FAMILY = "ebnet"
 PAPER = "Bulat, Martinez & Tzimiropoulos, High-Capacity Expert Binary Networks, ICLR 2021"
 
 
@@ -98,10 +100,6 @@ def _stages(x, *, widths, blocks, groups, first_pool: bool, eb_kwargs: dict):
     return x
 
 
-def _head(x, inputs, *, num_classes: int, include_top: bool, name: str) -> tf.keras.Model:
-    return tf.keras.Model(inputs, classifier_head(x, num_classes, include_top), name=name)
-
-
 # EBConv2D forms (docs/ebconv.md, benchmarks/results/ebconv_forms.json):
 # "official": the authors' training code: sigmoid gate, sign(Σ φₙ Wₙ) of latent experts,
 #             SE without biases (hidden C_out // 8) on; for latent-weight optimizers (Adam).
@@ -114,77 +112,100 @@ FORMS: dict[str, dict] = {
 }  # fmt: skip
 DEFAULT_FORM = "official"
 # How the default form trains (`training=` of both registrations).
-TRAINING = {
-    "name": "adam",
-    "learning_rate": 1e-3,
-    "lr_schedule": {"kind": "cosine"},
-    "why": (
-        "the paper trains latent experts with AdamW 1e-3 (no weight decay here); the default "
-        "official form mixes latent experts, which Bop would keep at ±1. Adam ≥ Bop for both "
-        "forms in benchmarks/results/ebconv_forms.json (2 seeds; forms within noise). The "
-        "paper's staging (single expert, then expand_experts) is a recipe step: ExpertExpansion(k)"
-    ),
-}
+TRAINING = latent_adam(
+    "the paper trains latent experts with AdamW 1e-3 (no weight decay here); the default "
+    "official form mixes latent experts, which Bop would keep at ±1. Adam ≥ Bop for both "
+    "forms in benchmarks/results/ebconv_forms.json (2 seeds; forms within noise). The "
+    "paper's staging (single expert, then expand_experts) is a recipe step: ExpertExpansion(k)",
+    1e-3,
+)
 
 
-def _eb_kwargs(
-    num_experts: int, use_se: bool | None, implementation: str, form: str, staged: bool
-) -> dict:
-    if form not in FORMS:
-        raise ConfigError(f"form must be one of {sorted(FORMS)} (got {form!r}).")
+def _eb_kwargs(args: Any) -> dict:
+    if args.form not in FORMS:
+        raise ConfigError(f"form must be one of {sorted(FORMS)} (got {args.form!r}).")
     kwargs = {
-        **FORMS[form],
-        "num_experts": num_experts,
-        "implementation": implementation,
-        "single_expert": staged and num_experts > 1,
+        **FORMS[args.form],
+        "num_experts": args.num_experts,
+        "implementation": args.implementation,
+        "single_expert": args.staged and args.num_experts > 1,
     }
-    if use_se is not None:
-        kwargs["use_se"] = bool(use_se)
+    if args.use_se is not None:
+        kwargs["use_se"] = bool(args.use_se)
     return kwargs
+
+
+def _network(args: Any, inputs: tf.Tensor, stem: tf.Tensor) -> tf.keras.Model:
+    """The EBConv stages of `args` on the `stem` features, then the classifier head."""
+    x = _stages(
+        stem,
+        widths=args.widths,
+        blocks=args.blocks,
+        groups=args.groups,
+        first_pool=False,
+        eb_kwargs=_eb_kwargs(args),
+    )
+    head = classifier_head(x, args.num_classes, args.include_top)
+    return tf.keras.Model(inputs, head, name=args.name)
+
+
+def _input(args: Any) -> tf.Tensor:
+    _check(args.widths, args.blocks, args.groups)
+    return tf.keras.Input(shape=tuple(args.input_shape))
+
+
+# The options of both EBNets (ebnet's defaults; EBNET_SMALL changes the size's).
+EBNET = Kind(
+    parameters=(
+        option("input_shape", (224, 224, 3), Sequence[int]),
+        option("num_classes", 1000, int),
+        option("include_top", True, bool),
+        option("num_experts", 4, int),
+        option("widths", (128, 256, 512, 1024), Sequence[int]),
+        option("blocks", (1, 2, 6, 2), Sequence[int]),
+        option("groups", (4, 8, 8, 16), Sequence[int]),
+        option("use_se", None, bool | None),
+        option("implementation", "partition", str),
+        option("form", DEFAULT_FORM, str),
+        option("staged", True, bool),
+    ),
+    defaults={"default_input_shape": (224, 224, 3)},
+    doc="""Options shared by the EBNets:
+    input_shape: (height, width, channels).
+    num_classes: number of logits.
+    include_top: add GAP + Dense.
+    num_experts: experts per EBConv2D (1 = single-expert network).
+    widths / blocks / groups: per stage (the second and later stages halve the resolution).
+    use_se: SE-style output scale in every EBConv2D (None: the form's default).
+    implementation: EBConv2D training implementation ("partition" or "grouped").
+    form: `"official"` (the authors' code: sigmoid gate, sign of the mixed latent
+        experts, SE on; train with Adam) or `"signed"` (softmax gate, mixed signed
+        experts, no SE; train with Bop). See `FORMS` and docs/ebconv.md.
+    staged: start in the single-expert phase (the paper's staging: the declared
+        `ExpertExpansion` copies expert 0 into every expert after a third of a
+        `bnn-tf train` run); False builds the gated network directly.""",
+)
+EBNET_SMALL = EBNET.with_defaults(
+    {"default_input_shape": (28, 28, 1)},
+    input_shape=(28, 28, 1),
+    num_classes=10,
+    widths=(64, 128),
+    blocks=(1, 1),
+    groups=(2, 4),
+)
 
 
 @register(
     "ebnet",
+    kind=EBNET,
     description="Expert Binary Network, ImageNet size (EBConv, 4 experts, grouped 3×3)",
     lce_binary=True,
-    default_input_shape=(224, 224, 3),
-    family="ebnet",
     tags=("large",),
     training=TRAINING,
 )
-def ebnet(
-    *,
-    input_shape: Sequence[int] = (224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    num_experts: int = 4,
-    widths: Sequence[int] = (128, 256, 512, 1024),
-    blocks: Sequence[int] = (1, 2, 6, 2),
-    groups: Sequence[int] = (4, 8, 8, 16),
-    use_se: bool | None = None,
-    implementation: str = "partition",
-    form: str = DEFAULT_FORM,
-    staged: bool = True,
-) -> tf.keras.Model:
-    """EBNet for ImageNet-size inputs; outputs logits.
-
-    Args:
-        input_shape: (height, width, channels).
-        num_classes: number of logits.
-        include_top: add GAP + Dense.
-        num_experts: experts per EBConv2D (1 = single-expert network).
-        widths / blocks / groups: per stage.
-        use_se: SE-style output scale in every EBConv2D (None: the form's default).
-        implementation: EBConv2D training implementation ("partition" or "grouped").
-        form: `"official"` (the authors' code: sigmoid gate, sign of the mixed latent
-            experts, SE on; train with Adam) or `"signed"` (softmax gate, mixed signed
-            experts, no SE; train with Bop). See `FORMS` and docs/ebconv.md.
-        staged: start in the single-expert phase (the paper's staging: the declared
-            `ExpertExpansion` copies expert 0 into every expert after a third of a
-            `bnn-tf train` run); False builds the gated network directly.
-    """
-    _check(widths, blocks, groups)
-    inputs = tf.keras.Input(shape=tuple(input_shape))
+def ebnet(args) -> tf.keras.Model:
+    """EBNet for ImageNet-size inputs; outputs logits."""
+    inputs = _input(args)
     x = tf.keras.layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(
         inputs
     )
@@ -200,71 +221,28 @@ def ebnet(
     x = tf.keras.layers.Concatenate(name="stem_concat")([a, b])
     x = tf.keras.layers.Conv2D(64, 1, use_bias=False, name="stem_merge_conv")(x)
     x = tf.keras.layers.ReLU(name="stem_merge_relu")(_bn("stem_merge_bn")(x))
-    x = _stages(
-        x,
-        widths=widths,
-        blocks=blocks,
-        groups=groups,
-        first_pool=False,
-        eb_kwargs=_eb_kwargs(num_experts, use_se, implementation, form, staged),
-    )
-    return _head(x, inputs, num_classes=num_classes, include_top=include_top, name="ebnet")
+    return _network(args, inputs, x)
 
 
 @register(
     "ebnet_small",
+    kind=EBNET_SMALL,
     description="Small Expert Binary Network for 28×28 / 32×32 (EBConv, 4 experts)",
     lce_binary=True,
-    default_input_shape=(28, 28, 1),
-    family="ebnet",
     training=TRAINING,
 )
-def ebnet_small(
-    *,
-    input_shape: Sequence[int] = (28, 28, 1),
-    num_classes: int = 10,
-    include_top: bool = True,
-    num_experts: int = 4,
-    stem_width: int = 32,
-    widths: Sequence[int] = (64, 128),
-    blocks: Sequence[int] = (1, 1),
-    groups: Sequence[int] = (2, 4),
-    use_se: bool | None = None,
-    implementation: str = "partition",
-    form: str = DEFAULT_FORM,
-    staged: bool = True,
-) -> tf.keras.Model:
-    """EBNet for small images; `num_experts=1` is its single-expert twin. Outputs logits.
+def ebnet_small(args, *, stem_width: int = 32) -> tf.keras.Model:
+    """EBNet for small images (28×28 and 32×32 are intended); outputs logits.
+
+    `num_experts=1` is its single-expert twin.
 
     Args:
-        input_shape: (height, width, channels); 28×28 and 32×32 are intended.
-        num_classes: number of logits.
-        include_top: add GAP + Dense.
-        num_experts: experts per EBConv2D.
         stem_width: filters of the float stem conv.
-        widths / blocks / groups: per stage (the second and later stages halve the resolution).
-        use_se: SE-style output scale in every EBConv2D (None: the form's default).
-        implementation: EBConv2D training implementation ("partition" or "grouped").
-        form: `"official"` (the authors' code: sigmoid gate, sign of the mixed latent
-            experts, SE on; train with Adam) or `"signed"` (softmax gate, mixed signed
-            experts, no SE; train with Bop). See `FORMS` and docs/ebconv.md.
-        staged: start in the single-expert phase (the paper's staging: the declared
-            `ExpertExpansion` copies expert 0 into every expert after a third of a
-            `bnn-tf train` run); False builds the gated network directly.
     """
-    _check(widths, blocks, groups)
-    inputs = tf.keras.Input(shape=tuple(input_shape))
+    inputs = _input(args)
     x = tf.keras.layers.Conv2D(stem_width, 3, padding="same", use_bias=False, name="stem_conv")(
         inputs
     )
     x = tf.keras.layers.ReLU(name="stem_relu")(_bn("stem_bn")(x))
     x = tf.keras.layers.MaxPool2D(2, name="stem_pool")(x)
-    x = _stages(
-        x,
-        widths=widths,
-        blocks=blocks,
-        groups=groups,
-        first_pool=False,
-        eb_kwargs=_eb_kwargs(num_experts, use_se, implementation, form, staged),
-    )
-    return _head(x, inputs, num_classes=num_classes, include_top=include_top, name="ebnet_small")
+    return _network(args, inputs, x)

@@ -17,15 +17,12 @@ FAMILY = "kbit"
 PAPER = "Cai et al., Deep Learning with Low Precision by Half-wave Gaussian Quantization, CVPR 2017"
 
 
-@register(
-    "hwgq_small",
-    kind=SMALL,
-    lce_binary=False,
-    training=latent_adam(
-        "latent weights (paper: SGD); Adam 2e-3 cosine, the methods-table setting",
-        0.002,
-    ),
+TRAINING = latent_adam(
+    "latent weights (paper: SGD); Adam 2e-3 cosine, the methods-table setting", 0.002
 )
+
+
+@register("hwgq_small", kind=SMALL, lce_binary=False, training=TRAINING)
 def hwgq_small(args, *, k_bit: int = 2) -> tf.keras.Model:
     """HWGQ: binary weights (sign W) + half-wave Gaussian k-bit activations (default 2); float
     kernels under LCE.

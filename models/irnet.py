@@ -31,15 +31,13 @@ def _irnet_block_kwargs(shortcut: str) -> dict[str, Any]:
     return {"shortcut": shortcut, "input_quantizer": EdeSign(), "kernel_quantizer": LibraPBWeight()}
 
 
-@register(
-    "irnet_small",
-    kind=SMALL,
-    lce_binary=True,
-    training=latent_adam(
-        "IR-Net trains latent weights (Libra-PB standardises them; Bop makes it constant) "
-        "with SGD 0.1 + cosine; OptimizerConfig has no SGD, so Adam + cosine. EDE is declared",
-    ),
+TRAINING = latent_adam(
+    "IR-Net trains latent weights (Libra-PB standardises them; Bop makes it constant) "
+    "with SGD 0.1 + cosine; OptimizerConfig has no SGD, so Adam + cosine. EDE is declared"
 )
+
+
+@register("irnet_small", kind=SMALL, lce_binary=True, training=TRAINING)
 def irnet_small(args) -> tf.keras.Model:
     """IR-Net: Libra-PB weights + EDE gradient on Bi-Real blocks; bnn_small size.
 

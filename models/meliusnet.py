@@ -31,6 +31,7 @@ from bnn_tf.methods import melius
 from bnn_tf.models._parts import classifier_head
 from bnn_tf.models.registry import latent_adam, register
 
+FAMILY = "meliusnet"
 PAPER = "Bethge et al., MeliusNet: An Improved Network Architecture for Binary Neural Networks, WACV 2021"
 _WHY = (
     "paper: RAdam 2e-3 + cosine on latent weights clipped to 1.3; here Adam 2e-3 + cosine on "
@@ -40,21 +41,13 @@ _WHY = (
 
 
 @dataclass(frozen=True)
-class MeliusConfig:
-    """One published MeliusNet configuration.
+class MeliusConfig(melius.StageLayout):
+    """One published MeliusNet configuration: its `StageLayout` and published size.
 
     Attributes:
-        num_blocks: Melius blocks (dense + improvement) per stage.
-        transition_features: output width of each transition (one fewer than stages).
-        transition_groups: groups of the transitions' 1×1 convs.
-        shuffle_groups: channel-shuffle groups before a grouped transition conv (None: no shuffle).
         paper_size_mb: model size published in the paper (MB, 1000 classes).
     """
 
-    num_blocks: tuple[int, ...]
-    transition_features: tuple[int, ...]
-    transition_groups: int = 1
-    shuffle_groups: int | None = None
     paper_size_mb: float | None = None
 
     def stage_widths(self, stem_width: int = 64) -> list[tuple[int, int]]:
@@ -124,14 +117,7 @@ def build_meliusnet(
     inputs = tf.keras.Input(shape=tuple(input_shape))
     x = melius.grouped_stem(inputs, strides=stem_strides, pool=not small_input)
     x = melius.melius_stages(
-        x,
-        num_blocks=config.num_blocks,
-        transition_features=config.transition_features,
-        transition_groups=config.transition_groups,
-        shuffle_groups=config.shuffle_groups,
-        binary=binary,
-        clip=clip,
-        kernel_constraint=kernel_constraint,
+        x, config, binary=binary, clip=clip, kernel_constraint=kernel_constraint
     )
     if include_top:
         x = tf.keras.layers.BatchNormalization(momentum=melius.BN_MOMENTUM, name="head_bn")(x)
@@ -159,7 +145,6 @@ def _register_large(name: str, label: str) -> None:
         ),
         lce_binary=True,
         default_input_shape=(224, 224, 3),
-        family="meliusnet",
         tags=("large",),
         training=latent_adam(_WHY, 2e-3),
     )
@@ -200,7 +185,6 @@ for _name, _label in [
     description="MeliusNet for 28×28 / 32×32: grouped stem without its max-pool, blocks [2,2,2,2]",
     lce_binary=True,
     default_input_shape=(28, 28, 1),
-    family="meliusnet",
     training=latent_adam(_WHY, 2e-3),
 )
 def meliusnet_small(

@@ -18,15 +18,12 @@ FAMILY = "kbit"
 PAPER = "Choi et al., PACT: Parameterized Clipping Activation, arXiv 1805.06085"
 
 
-@register(
-    "pact_small",
-    kind=SMALL,
-    lce_binary=False,
-    training=latent_adam(
-        "k-bit latent weights (paper: SGD); Adam 2e-3 cosine, the methods-table setting",
-        0.002,
-    ),
+TRAINING = latent_adam(
+    "k-bit latent weights (paper: SGD); Adam 2e-3 cosine, the methods-table setting", 0.002
 )
+
+
+@register("pact_small", kind=SMALL, lce_binary=False, training=TRAINING)
 def pact_small(args, *, k_bit: int = 2, alpha: float = 3.0) -> tf.keras.Model:
     """PACT k-bit activations with learned clip α + DoReFa k-bit weights (default 2); float kernels
     under LCE.

@@ -24,7 +24,14 @@ import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods import quicknet as qn
-from bnn_tf.models._larq_zoo import IMAGENET, SMALL_INPUT, finish, global_pool, zoo_input
+from bnn_tf.models._larq_zoo import (
+    IMAGENET,
+    SMALL_INPUT,
+    finish,
+    global_pool,
+    named_factory,
+    zoo_input,
+)
 from bnn_tf.models.registry import register
 
 FAMILY = "quicknet"
@@ -92,12 +99,7 @@ def _register(name: str, label: str) -> None:
     def factory(args) -> tf.keras.Model:
         return build_quicknet(args, section_blocks=blocks, section_filters=filters)
 
-    factory.__name__ = name
-    factory.__doc__ = (
-        f"{label}, larq-zoo 2.4's graph (keras.applications-style; logits out by default).\n\n"
-        + IMAGENET.doc
-    )
-    globals()[name] = factory
+    globals()[name] = named_factory(factory, name, label)
 
 
 for _name, _label in [

@@ -18,15 +18,12 @@ FAMILY = "range_bn"
 PAPER = "Banner et al., Scalable Methods for 8-bit Training of Neural Networks, NeurIPS 2018"
 
 
-@register(
-    "rangebn_small",
-    kind=SMALL,
-    lce_binary=True,
-    training=latent_adam(
-        "Adam on latent weights with a weight clip, the methods-table setting",
-        0.002,
-    ),
+TRAINING = latent_adam(
+    "Adam on latent weights with a weight clip, the methods-table setting", 0.002
 )
+
+
+@register("rangebn_small", kind=SMALL, lce_binary=True, training=TRAINING)
 def rangebn_small(args) -> tf.keras.Model:
     """bnn_small with range batch normalisation (variance → C(n)·range) everywhere.
 

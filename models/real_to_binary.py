@@ -17,29 +17,26 @@ from bnn_tf.methods import real_to_binary as r2b
 from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input
 from bnn_tf.models.registry import latent_adam, register
 
+FAMILY = "real_to_binary"
 PAPER = (
     "Martinez et al., Training binary neural networks with real-to-binary convolutions, ICLR 2020"
 )
 
 
-@register(
-    "real_to_binary_net",
-    kind=IMAGENET,
-    description="Real-to-Binary Net (BNN, larq-zoo 2.4 graph): data-driven gated binary blocks",
-    lce_binary=True,
-    family="real_to_binary",
-    training=latent_adam(
-        "Martinez et al. 2020 (larq-zoo TrainR2BBNN): multi-stage real → BAN → BNN with "
-        "attention matching; the BNN stage: Adam lr 2e-4, 5 warm-up epochs, ×0.3 at "
-        "40/60/70 of 75, batch 256, initialised from the BAN stage",
-        2e-4,
-        schedule="step",
-        factor=0.3,
-        every_epochs=40,
-    ),
+_WHY = (
+    "Martinez et al. 2020 (larq-zoo TrainR2BBNN): multi-stage real → BAN → BNN with "
+    "attention matching; the BNN stage: Adam lr 2e-4, 5 warm-up epochs, ×0.3 at "
+    "40/60/70 of 75, batch 256, initialised from the BAN stage"
 )
+TRAINING = latent_adam(_WHY, 2e-4, schedule="step", factor=0.3, every_epochs=40)
+
+
+@register("real_to_binary_net", kind=IMAGENET, lce_binary=True, training=TRAINING)
 def real_to_binary_net(args) -> tf.keras.Model:
-    """RealToBinaryNet, larq-zoo 2.4's graph (keras.applications-style; logits out by default)."""
+    """Real-to-Binary Net (BNN, larq-zoo 2.4 graph): data-driven gated binary blocks.
+
+    larq-zoo's RealToBinaryNet; keras.applications-style options, logits out by default.
+    """
     name = "r2b_bnn"
     activation = args.classifier_activation
     inputs = zoo_input(args)

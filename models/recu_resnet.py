@@ -159,6 +159,33 @@ CIFAR = Kind(
 )
 
 
+def _stages(
+    x: tf.Tensor,
+    widths: Sequence[int],
+    blocks: Sequence[int],
+    *,
+    conv: str,
+    downsample: str,
+    bn_gamma: float,
+    b_star: float,
+) -> tf.Tensor:
+    """ResNet stages of basic blocks; each stage after the first starts with stride 2."""
+    for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
+        for block in range(count):
+            strides = 2 if stage > 0 and block == 0 else 1
+            x = _basic_block(
+                x,
+                width,
+                strides,
+                conv=conv,
+                downsample=downsample,
+                bn_gamma=bn_gamma,
+                b_star=b_star,
+                name=f"stage{stage + 1}_block{block + 1}",
+            )
+    return x
+
+
 def _cifar_resnet(
     args: Any, *, depth: int, widths: Sequence[int], blocks: Sequence[int]
 ) -> tf.keras.Model:
@@ -180,19 +207,7 @@ def _cifar_resnet(
     x = _hardtanh("stem_act")(x)
     if stem_pool:
         x = tf.keras.layers.MaxPool2D(2, name="stem_pool")(x)
-    for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
-        for block in range(count):
-            strides = 2 if stage > 0 and block == 0 else 1
-            x = _basic_block(
-                x,
-                width,
-                strides,
-                conv=conv,
-                downsample="zero_pad",
-                bn_gamma=1.0,
-                b_star=b_star,
-                name=f"stage{stage + 1}_block{block + 1}",
-            )
+    x = _stages(x, widths, blocks, conv=conv, downsample="zero_pad", bn_gamma=1.0, b_star=b_star)
     if include_top:
         x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
         x = _bn("head_bn")(x)
@@ -218,19 +233,7 @@ def _imagenet_resnet(
     )
     x = _bn("stem_bn")(x)
     x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
-    for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
-        for block in range(count):
-            strides = 2 if stage > 0 and block == 0 else 1
-            x = _basic_block(
-                x,
-                width,
-                strides,
-                conv=conv,
-                downsample="conv",
-                bn_gamma=1e-8,
-                b_star=b_star,
-                name=f"stage{stage + 1}_block{block + 1}",
-            )
+    x = _stages(x, widths, blocks, conv=conv, downsample="conv", bn_gamma=1e-8, b_star=b_star)
     return tf.keras.Model(inputs, classifier_head(x, num_classes, include_top), name=name)
 
 
@@ -270,15 +273,12 @@ def recu_resnet20_float(
     )
 
 
-@register(
-    "recu_resnet18",
-    kind=CIFAR,
-    description="ReCU ResNet-18 (CIFAR style, 64..512, shortcut around every binary conv)",
-    lce_binary=True,
-    training=bop_adam(_BOP_WHY),
-)
+@register("recu_resnet18", kind=CIFAR, lce_binary=True, training=bop_adam(_BOP_WHY))
 def recu_resnet18(args) -> tf.keras.Model:
-    """ReCU ResNet-18 for small images (16 binary 3×3 convs, float stem and head)."""
+    """ReCU ResNet-18 (CIFAR style, 64..512, shortcut around every binary conv).
+
+    For small images: 16 binary 3×3 convs, float stem and head.
+    """
     return _cifar_resnet(args, depth=18, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2))
 
 

@@ -12,7 +12,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -130,6 +130,21 @@ class Kind:
     parameters: tuple[inspect.Parameter, ...]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     doc: str = ""
+
+    def with_defaults(self, register_defaults: Mapping[str, Any], **options: Any) -> Kind:
+        """This kind with other defaults: of some options (`options`) and of `register`.
+
+        For a sibling (e.g. a small-input variant) whose options are the same but
+        whose defaults differ.
+        """
+        unknown = sorted(set(options) - {p.name for p in self.parameters})
+        if unknown:
+            raise ValueError(f"kind has no options {unknown}.")
+        parameters = tuple(
+            p.replace(default=options.get(p.name, p.default)) for p in self.parameters
+        )
+        defaults = {**self.defaults, **register_defaults}
+        return replace(self, parameters=parameters, defaults=defaults)
 
 
 def option(name: str, default: Any, annotation: Any = inspect.Parameter.empty) -> inspect.Parameter:

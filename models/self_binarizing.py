@@ -17,15 +17,10 @@ FAMILY = "self_binarizing"
 PAPER = "Lahoud et al., Self-Binarizing Networks, arXiv 1902.00730"
 
 
-@register(
-    "selfbin_small",
-    kind=SMALL,
-    lce_binary=True,
-    training=latent_adam(
-        "smooth tanh weights are latent reals: Adam, 2e-3 cosine",
-        0.002,
-    ),
-)
+TRAINING = latent_adam("smooth tanh weights are latent reals: Adam, 2e-3 cosine", 0.002)
+
+
+@register("selfbin_small", kind=SMALL, lce_binary=True, training=TRAINING)
 def selfbin_small(args) -> tf.keras.Model:
     """Self-Binarizing: tanh(beta x) weights/activations, beta 1 -> 100 per epoch (declared
     schedule); sign at inference.

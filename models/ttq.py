@@ -17,15 +17,10 @@ FAMILY = "ternary"
 PAPER = "Zhu et al., Trained Ternary Quantization, ICLR 2017"
 
 
-@register(
-    "ttq_small",
-    kind=SMALL,
-    lce_binary=False,
-    training=latent_adam(
-        "the paper trains latent weights and Wp/Wn with Adam",
-        0.002,
-    ),
-)
+TRAINING = latent_adam("the paper trains latent weights and Wp/Wn with Adam", 0.002)
+
+
+@register("ttq_small", kind=SMALL, lce_binary=False, training=TRAINING)
 def ttq_small(args, *, threshold: float = 0.05) -> tf.keras.Model:
     """TTQ: trained ternary weights {Wp, 0, -Wn} (t = 0.05), float activations; float kernels under
     LCE.

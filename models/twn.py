@@ -17,15 +17,13 @@ FAMILY = "twn"
 PAPER = "Li, Zhang & Liu, Ternary Weight Networks, arXiv 1605.04711"
 
 
-@register(
-    "twn_small",
-    kind=SMALL,
-    lce_binary=False,
-    training=latent_adam(
-        "TWN trains latent weights (SGD + momentum in the paper; Adam + cosine here, "
-        "OptimizerConfig has no SGD)",
-    ),
+TRAINING = latent_adam(
+    "TWN trains latent weights (SGD + momentum in the paper; Adam + cosine here, "
+    "OptimizerConfig has no SGD)"
 )
+
+
+@register("twn_small", kind=SMALL, lce_binary=False, training=TRAINING)
 def twn_small(args) -> tf.keras.Model:
     """Ternary Weight Networks: {-1,0,+1} weights (Δ=0.7·mean|W|), float activations.
 

@@ -20,15 +20,12 @@ FAMILY = "kbit"
 PAPER = "Mishra et al., WRPN: Wide Reduced-Precision Networks, ICLR 2018"
 
 
-@register(
-    "wrpn_small",
-    kind=SMALL,
-    lce_binary=False,
-    training=latent_adam(
-        "k-bit latent weights (paper: the float baseline's recipe); Adam 2e-3 cosine",
-        0.002,
-    ),
+TRAINING = latent_adam(
+    "k-bit latent weights (paper: the float baseline's recipe); Adam 2e-3 cosine", 0.002
 )
+
+
+@register("wrpn_small", kind=SMALL, lce_binary=False, training=TRAINING)
 def wrpn_small(args, *, width_multiplier: float = 2.0, k_bit: int = 2) -> tf.keras.Model:
     """WRPN: bnn_small widened by width_multiplier (default 2) with k-bit weights and
     activations (default 2); float kernels under LCE.

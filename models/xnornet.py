@@ -55,25 +55,25 @@ import larq as lq  # noqa: E402
 
 from bnn_tf.models._larq_zoo import IMAGENET, finish, zoo_input  # noqa: E402
 
+_ZOO_WHY = (
+    "larq-zoo TrainXNORNet: Adam lr 1e-3, alternately ×0.5 and ×0.2 at epochs "
+    "19/30/44/53/66/76/86 of 100, batch 1200, l2 5e-7"
+)
+
 
 @register(
     "xnornet",
     kind=IMAGENET,
-    description="XNOR-Net AlexNet (larq-zoo 2.4 graph): BN→sign→conv(α·sign W), ImageNet size",
     lce_binary=True,
     # fc6 is a "valid" 6×6 conv on the last feature map: smaller inputs leave it no output.
     min_input_size=217,
-    training=latent_adam(
-        "larq-zoo TrainXNORNet: Adam lr 1e-3, alternately ×0.5 and ×0.2 at epochs "
-        "19/30/44/53/66/76/86 of 100, batch 1200, l2 5e-7",
-        1e-3,
-        schedule="step",
-        factor=0.5,
-        every_epochs=19,
-    ),
+    training=latent_adam(_ZOO_WHY, 1e-3, schedule="step", factor=0.5, every_epochs=19),
 )
 def xnornet(args) -> tf.keras.Model:
-    """XNOR-Net (AlexNet), larq-zoo 2.4's graph (keras.applications-style; logits out by default)."""
+    """XNOR-Net AlexNet (larq-zoo 2.4 graph): BN→sign→conv(α·sign W), ImageNet size.
+
+    keras.applications-style options; logits out by default.
+    """
 
     def regularizer():
         return tf.keras.regularizers.l2(5e-7)
@@ -98,18 +98,19 @@ def xnornet(args) -> tf.keras.Model:
     x = bn(1e-5, "stem_bn")(x)
     x = tf.keras.layers.Activation("relu", name="stem_relu")(x)
     x = tf.keras.layers.MaxPool2D(3, strides=2, name="stem_pool")(x)
-    x = bn(1e-4, "conv2_pre_bn")(x)
-    x = quant_conv(256, 5, "same", "conv2")(x)
-    x = tf.keras.layers.MaxPool2D(3, strides=2, name="conv2_pool")(x)
-    x = bn(1e-4, "conv3_pre_bn")(x)
-    x = quant_conv(384, 3, "same", "conv3")(x)
-    x = bn(1e-4, "conv4_pre_bn")(x)
-    x = quant_conv(384, 3, "same", "conv4")(x)
-    x = bn(1e-4, "conv5_pre_bn")(x)
-    x = quant_conv(256, 3, "same", "conv5")(x)
-    x = tf.keras.layers.MaxPool2D(3, strides=2, name="conv5_pool")(x)
-    x = bn(1e-4, "fc6_pre_bn")(x)
-    x = quant_conv(4096, 6, "valid", "fc6")(x)
+    # (name, filters, kernel, padding, max-pool after): BN → sign → conv each.
+    binary_layers = (
+        ("conv2", 256, 5, "same", True),
+        ("conv3", 384, 3, "same", False),
+        ("conv4", 384, 3, "same", False),
+        ("conv5", 256, 3, "same", True),
+        ("fc6", 4096, 6, "valid", False),
+    )
+    for name, filters, kernel, padding, pool in binary_layers:
+        x = bn(1e-4, f"{name}_pre_bn")(x)
+        x = quant_conv(filters, kernel, padding, name)(x)
+        if pool:
+            x = tf.keras.layers.MaxPool2D(3, strides=2, name=f"{name}_pool")(x)
     x = bn(1e-4, "fc7_pre_bn")(x)
     if args.include_top:
         x = quant_conv(4096, 1, "valid", "fc7")(x)

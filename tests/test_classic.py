@@ -13,6 +13,7 @@ import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
+from _round_trip import assert_keras_round_trip
 
 from bnn_tf import converters, training
 from bnn_tf import models as zoo
@@ -259,19 +260,7 @@ LAYER_CASES = {
 
 @pytest.mark.parametrize("case", sorted(LAYER_CASES))
 def test_keras_round_trip(case, tmp_path):
-    rng = np.random.default_rng(2)
-    inputs = tf.keras.Input((6, 6, 3))
-    model = tf.keras.Model(inputs, LAYER_CASES[case](inputs))
-    for w in model.trainable_weights:  # non-default values, so the round trip really checks them
-        w.assign(w + rng.uniform(0.1, 0.5, w.shape).astype(np.float32))
-    path = tmp_path / "m.keras"
-    model.save(path)
-    loaded = tf.keras.models.load_model(path)
-    x = rng.normal(size=(2, 6, 6, 3)).astype(np.float32)
-    np.testing.assert_allclose(model(x).numpy(), loaded(x).numpy(), atol=1e-6)
-    assert [type(layer).__name__ for layer in loaded.layers] == [
-        type(layer).__name__ for layer in model.layers
-    ]
+    assert_keras_round_trip(LAYER_CASES[case], tmp_path)
 
 
 def test_ede_parameters_survive_get_config():

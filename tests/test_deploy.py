@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from _selftest_build import build_selftest
 
 from bnn_tf import cli, converters, data
 from bnn_tf.converters import deploy as deploy_mod
@@ -123,17 +124,7 @@ def test_samples_are_real_images_with_expected_predictions(rpi_bundle, fmnist):
 @pytest.fixture(scope="module")
 def selftest_binary(rpi_bundle, tmp_path_factory):
     """The bundle's runner built with CMake in self-test-only mode (no TFLite)."""
-    if shutil.which("cmake") is None or shutil.which("g++") is None:
-        pytest.skip("cmake/g++ not installed")
-    build = tmp_path_factory.mktemp("runner-build")
-    src = rpi_bundle.directory / "runner"
-    subprocess.run(
-        ["cmake", "-S", str(src), "-B", str(build), "-DBNN_SELFTEST_ONLY=ON",
-         "-DCMAKE_CXX_FLAGS=-Wall -Wextra -Werror"],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True, text=True)
-    return build
+    return build_selftest(rpi_bundle.directory / "runner", tmp_path_factory.mktemp("runner-build"))
 
 
 def test_runner_selftest_passes(selftest_binary):

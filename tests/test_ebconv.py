@@ -200,26 +200,34 @@ def _gate_gradient_formula(layer, x, upstream, *, exact: bool) -> np.ndarray:
     return expected
 
 
-FORMS = [("sigmoid", "latent"), ("softmax", "latent"), ("sigmoid", "signed"), ("softmax", "signed")]
+def _gradient_case(rng, wrt: str, **layer_kwargs):
+    """A 3-expert layer on 6 random 5×5×4 inputs and its gradient w.r.t. `wrt` (a weight name).
 
-
-@pytest.mark.parametrize("implementation", ["partition", "grouped"])
-@pytest.mark.parametrize("gate_activation, mixing", FORMS)
-def test_gate_gradient_matches_its_formula(gate_activation, mixing, implementation, rng):
+    The gate is spread and the latent experts lie partly beyond ±1, so the clipped
+    STE's mask matters. Returns (layer, inputs, upstream gradient, gradient).
+    """
     shape = (5, 5, 4)
-    layer = _layer(
-        shape, filters=3, kernel_size=3, num_experts=3, implementation=implementation,
-        gate_activation=gate_activation, mixing=mixing,
-    )  # fmt: skip
+    layer = _layer(shape, filters=3, kernel_size=3, num_experts=3, **layer_kwargs)
     _spread_gate(layer, rng)
-    # Latent experts partly beyond ±1, so the clipped STE's mask matters.
     layer.kernel.assign(rng.uniform(-1.6, 1.6, size=layer.kernel.shape).astype(np.float32))
     layer.alpha.assign(rng.uniform(0.5, 2.0, size=3).astype(np.float32))
     x = _inputs(rng, 6, shape)
     upstream = rng.normal(size=(6, 5, 5, 3)).astype(np.float32)
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(layer(x, training=True) * upstream)
-    got = tape.gradient(loss, layer.gate_bias).numpy()
+    return layer, x, upstream, tape.gradient(loss, getattr(layer, wrt)).numpy()
+
+
+FORMS = [("sigmoid", "latent"), ("softmax", "latent"), ("sigmoid", "signed"), ("softmax", "signed")]
+
+
+@pytest.mark.parametrize("implementation", ["partition", "grouped"])
+@pytest.mark.parametrize("gate_activation, mixing", FORMS)
+def test_gate_gradient_matches_its_formula(gate_activation, mixing, implementation, rng):
+    layer, x, upstream, got = _gradient_case(
+        rng, "gate_bias", implementation=implementation, gate_activation=gate_activation,
+        mixing=mixing,
+    )  # fmt: skip
     expected = _gate_gradient_formula(layer, x, upstream, exact=implementation == "grouped")
     assert np.abs(expected).max() > 1e-2, "the formula must not be trivially zero here"
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
@@ -229,19 +237,9 @@ def test_gate_gradient_matches_its_formula(gate_activation, mixing, implementati
 @pytest.mark.parametrize("mixing", ["latent", "signed"])
 def test_kernel_gradient_is_the_clipped_ste_of_the_chosen_expert(mixing, implementation, rng):
     """∂L/∂W_n = Σ_{b: k_b = n} ∂L/∂W_s(b) ⊙ 1[|W_n| ≤ 1] (both mixings: φ is one-hot)."""
-    shape = (5, 5, 4)
-    layer = _layer(
-        shape, filters=3, kernel_size=3, num_experts=3, implementation=implementation,
-        mixing=mixing,
-    )  # fmt: skip
-    _spread_gate(layer, rng)
-    layer.kernel.assign(rng.uniform(-1.6, 1.6, size=layer.kernel.shape).astype(np.float32))
-    layer.alpha.assign(rng.uniform(0.5, 2.0, size=3).astype(np.float32))
-    x = _inputs(rng, 6, shape)
-    upstream = rng.normal(size=(6, 5, 5, 3)).astype(np.float32)
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(layer(x, training=True) * upstream)
-    got = tape.gradient(loss, layer.kernel).numpy()
+    layer, x, upstream, got = _gradient_case(
+        rng, "kernel", implementation=implementation, mixing=mixing
+    )
 
     idx = layer.select_experts(x).numpy()
     assert len(set(idx)) >= 2

@@ -9,22 +9,12 @@ import tensorflow as tf
 
 from bnn_tf import converters
 from bnn_tf import models as zoo
+from bnn_tf.converters.verification import randomize_batchnorm
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods import melius
 from bnn_tf.models import meliusnet as mn
 
 LARGE = list(mn.CONFIGS)
-
-
-def _randomize_bn(model: tf.keras.Model, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n),
-                rng.normal(0, 0.3, n), rng.uniform(0.5, 2.0, n),
-            ])  # fmt: skip
 
 
 # ---------------------------------------------------------------- layers
@@ -82,7 +72,7 @@ def test_pre_sign_batch_norm_keeps_the_sign_of_batch_norm(rng):
 def test_grouped_conv_bn_relu_equals_a_keras_grouped_conv(rng):
     inp = tf.keras.Input((6, 6, 16))
     model = tf.keras.Model(inp, melius.grouped_conv_bn_relu(inp, 8, 3, groups=4, name="g"))
-    _randomize_bn(model)
+    randomize_batchnorm(model, spread=0.3)
     ref = tf.keras.layers.Conv2D(8, 3, padding="same", groups=4, use_bias=False)
     ref.build((None, 6, 6, 16))
     kernels = [model.get_layer(f"g_conv_g{g}").kernel.numpy() for g in range(4)]
@@ -111,7 +101,7 @@ def test_melius_block_adds_the_improvement_to_the_last_64_channels_only(rng):
     block = tf.keras.Model(inp, z)
     d_out, i_out = (block.get_layer(n).output for n in ("b_dense_conv", "b_improve_conv"))
     probe = tf.keras.Model(inp, [z, d_out, i_out])
-    _randomize_bn(probe)
+    randomize_batchnorm(probe, spread=0.3)
     x = rng.normal(size=(2, 8, 8, 96)).astype(np.float32)
     out, d, i = (t.numpy() for t in probe(x, training=False))
     assert out.shape == (2, 8, 8, 160)
@@ -151,7 +141,7 @@ def test_layers_round_trip_through_a_keras_file(tmp_path, rng):
     x = melius.transition(x, 32, name="t", groups=4, shuffle_groups=16)
     x = melius.melius_block(x, name="b")
     model = tf.keras.Model(inp, x)
-    _randomize_bn(model)
+    randomize_batchnorm(model, spread=0.3)
     model.save(tmp_path / "m.keras")
     loaded = tf.keras.models.load_model(tmp_path / "m.keras")
     x = rng.normal(size=(2, 4, 4, 32)).astype(np.float32)
@@ -215,7 +205,7 @@ def test_configuration_matches_the_published_size_and_widths(name):
 def small_converted():
     tf.keras.utils.set_random_seed(0)
     model = zoo.build("meliusnet_small")
-    _randomize_bn(model)
+    randomize_batchnorm(model, spread=0.3)
     return model, converters.convert(model)
 
 

@@ -14,13 +14,14 @@ import itertools
 import numpy as np
 import pytest
 import tensorflow as tf
+from _tape import value_and_grads as _value_and_grads
 
 from bnn_tf import converters, training
 from bnn_tf import models as zoo
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods.abc_net import AbcActivation, AbcWeight, abc_shifts
-from bnn_tf.methods.lq_net import LqWeight
-from bnn_tf.methods.lsq_binary import LsqWeight
+from bnn_tf.methods.lq_net import GAUSSIAN_QUARTILE, LqActivation, LqWeight, nearest_codes
+from bnn_tf.methods.lsq_binary import GAUSSIAN_SCALES, LsqActivation, LsqWeight
 from bnn_tf.methods.multibasis import (
     MultiBasisConv2D,
     WeightBases,
@@ -38,14 +39,6 @@ DY = RNG.normal(size=KERNEL.shape).astype(np.float32)
 
 def _sign(x):
     return np.where(x >= 0, 1.0, -1.0).astype(np.float32)
-
-
-def _value_and_grads(fn, x, dy, extra=()):
-    x = tf.Variable(x)
-    with tf.GradientTape() as tape:
-        y = fn(x)
-    grads = tape.gradient(y, [x, *extra], output_gradients=tf.constant(dy))
-    return y.numpy(), [g.numpy() for g in grads]
 
 
 def _groups(w, scale):
@@ -209,6 +202,20 @@ def test_lsq_tree_has_branch_scales_and_beats_2bit():
     assert ((tree - KERNEL) ** 2).sum() <= ((two - KERNEL) ** 2).sum() + 1e-6
 
 
+def test_lsq_scales_are_the_same_eager_and_in_a_graph():
+    """The ls-2 split does not depend on float rounding (the converter folds it in a graph).
+
+    In float32 neighbouring splits near the optimum tie within rounding: this kernel's v₁
+    came out 6e-5 apart eager and in a tf.function, flipping bases after conversion.
+    """
+    w = tf.constant(RNG.normal(size=(3, 3, 128, 64)).astype(np.float32) * 0.05)
+    q = LsqWeight("tree")
+    eager = [s.numpy() for _, s in q.bases(w)]
+    graph = [s.numpy() for _, s in tf.function(lambda w: q.bases(w))(w)]
+    for a, b in zip(eager, graph, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_lsq_tree_gradient_is_the_straight_through_sum_of_its_scales():
     """x̂ = c₁b₁ + c₂b₂ + c₃b₁b₂, identity STE per basis: ∂C/∂W = (c₁ + c₂ + c₃)·∂C/∂Ŵ = (v₁ + v₂⁺)·∂C/∂Ŵ."""
     _, (g,) = _value_and_grads(LsqWeight("tree"), KERNEL, DY)
@@ -229,6 +236,8 @@ QUANTIZERS = {
     "rebnet_1x2": lambda: (LsqWeight("1bit"), ResidualSign(2)),
     "lsq_tree_x1": lambda: (LsqWeight("tree"), ResidualSign(1)),
     "lq_2x1": lambda: (LqWeight(2), ResidualSign(1)),
+    "lq_2x2": lambda: (LqWeight(2), LqActivation(2)),
+    "lsq_2bit_x_tree": lambda: (LsqWeight("2bit"), LsqActivation("tree")),
 }
 
 
@@ -279,6 +288,12 @@ def test_errors_name_the_problem():
         LsqWeight("3bit")
     with pytest.raises(ConfigError, match="levels"):
         ResidualSign(0)
+    with pytest.raises(ConfigError, match="bits"):
+        LqActivation(0)
+    with pytest.raises(ConfigError, match="mode"):
+        LsqActivation("2-bit")
+    with pytest.raises(ConfigError, match="not both"):
+        zoo.build("lqnet_small", activation_bits=2, activation_levels=2, **TINY)
     assert isinstance(get_quantizer("bnn_tf>lsq_weight", WeightBases), LsqWeight)
 
 
@@ -289,7 +304,7 @@ def test_keras_round_trip(case, tmp_path):
     model = tf.keras.Model(
         inputs, MultiBasisConv2D(4, 3, kernel_quantizer=kq, input_quantizer=iq)(inputs)
     )
-    for w in model.trainable_weights:  # non-default values, so the round trip really checks them
+    for w in model.weights:  # non-default values (state too), so the round trip checks them
         w.assign(w + RNG.uniform(0.05, 0.2, w.shape).astype(np.float32))
     model.save(tmp_path / "m.keras")
     loaded = tf.keras.models.load_model(tmp_path / "m.keras")
@@ -297,6 +312,10 @@ def test_keras_round_trip(case, tmp_path):
     np.testing.assert_allclose(model(x).numpy(), loaded(x).numpy(), atol=1e-6)
     layer = loaded.layers[-1]
     assert type(layer.kernel_quantizer) is type(kq) and type(layer.input_quantizer) is type(iq)
+    # Quantizer state (LQ-Net's bases, moving scales) is saved with the model.
+    state = [*kq.non_trainable_weights, *iq.non_trainable_weights]
+    assert bool(state) == (case.startswith("lq") or "x_tree" in case)
+    assert all(any(w is s for w in model.weights) for s in state)
     assert layer.num_binary_convs == kq.num_bases * iq.num_bases
 
 
@@ -308,6 +327,13 @@ MODELS = {
     "rebnet_small": ("rebnet_small", {"levels": 2}, 2),
     "lsq_binary_small_tree": ("lsq_binary_small", {"mode": "tree"}, 3),
     "lqnet_small_2bit": ("lqnet_small", {"bits": 2}, 2),
+    "lqnet_small_2x2": ("lqnet_small", {"bits": 2, "activation_bits": 2}, 4),
+    "lsq_binary_small_2bit_x_2bit": ("lsq_binary_small", {"activation_mode": "2bit"}, 4),
+    "lsq_binary_small_1bit_x_tree": (
+        "lsq_binary_small",
+        {"mode": "1bit", "activation_mode": "tree"},
+        3,
+    ),
 }
 TINY = {"widths": (16, 16, 32, 32, 32), "stem_width": 8}
 
@@ -315,9 +341,7 @@ TINY = {"widths": (16, 16, 32, 32, 32), "stem_width": 8}
 def test_models_are_registered_as_binary_and_trained_with_adam():
     for name in ("abcnet_small", "rebnet_small", "lsq_binary_small", "lqnet_small"):
         info = zoo.info(name)
-        # LQ-Net's learned-basis kernel is not constant-folded by LCE at widths >= 128,
-        # so the model is registered as not (fully) binary (docs/multibit.md).
-        assert info.lce_binary == (name != "lqnet_small")
+        assert info.lce_binary
         assert info.family == "multibit" and info.paper
         assert info.training["name"] == "adam" and info.training["why"]
 
@@ -389,8 +413,8 @@ def test_lq_weight_nearest_level_codes_and_qem_update():
     b1 = encode(v1)
     want = (b1 * v1.T[None]).sum(-1)
     np.testing.assert_allclose(y.reshape(cols.shape), want, rtol=1e-4, atol=1e-5)
-    # Identity STE per basis: ∂C/∂W = (Σₖ vₖ) ∂C/∂Ŵ.
-    np.testing.assert_allclose(g, (_groups(DY, "channel") * v1.sum(0)).reshape(DY.shape), rtol=1e-4)
+    # The paper code's STE: ∂Ŵ/∂W = 1 (the basis carries no gradient).
+    np.testing.assert_allclose(g, DY, rtol=1e-4)
     # Inference leaves the basis alone; QEM steps do not increase the error.
     before = q.basis.numpy().copy()
     q(w, training=False)
@@ -399,3 +423,131 @@ def test_lq_weight_nearest_level_codes_and_qem_update():
     for _ in range(5):
         errors.append(float(tf.reduce_sum((q(w, training=True) - w) ** 2)))
     assert all(b <= a + 1e-5 for a, b in itertools.pairwise(errors))
+
+
+def _nearest_np(x, v):
+    """Codes (…, K) and levels of argmin_e |x − vᵀe| over e ∈ {−1, +1}^K; v (K,) or (K, C)."""
+    k = v.shape[0]
+    e = np.array(list(itertools.product([-1.0, 1.0], repeat=k)), np.float32)  # (2^K, K)
+    levels = e @ v  # (2^K,) or (2^K, C)
+    levels = np.broadcast_to(np.moveaxis(levels, 0, -1), (*x.shape, len(e)))
+    idx = np.abs(x[..., None] - levels).argmin(-1)
+    return e[idx], np.take_along_axis(levels, idx[..., None], -1)[..., 0]
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3])
+def test_lq_codes_from_sorted_thresholds_are_the_nearest_level(bits):
+    """The threshold chain gives argmin_e |x − vᵀe|, for any basis (unsorted, negative)."""
+    v = RNG.normal(size=(bits, KERNEL.shape[-1])).astype(np.float32)
+    got = np.stack([b.numpy() for b in nearest_codes(tf.constant(KERNEL), tf.constant(v), bits)],
+                   -1)  # fmt: skip
+    want_codes, want_levels = _nearest_np(KERNEL, v)
+    np.testing.assert_allclose((got * v.T).sum(-1), want_levels, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got, want_codes)
+
+
+# --- activation quantizers with learned or least-squares scales ------------------------------
+
+X_ACT = RNG.normal(size=(2, 4, 4, 3)).astype(np.float32) * 1.3
+DY_ACT = RNG.normal(size=X_ACT.shape).astype(np.float32)
+
+
+def test_lq_activation_forward_qem_update_and_gradient():
+    q = LqActivation(bits=2, momentum=0.7)
+    unit = 2 * GAUSSIAN_QUARTILE / 3
+    v0 = np.array([unit, 2 * unit], np.float32)
+    # Inference: the nearest level of the stored basis, basis unchanged.
+    _, levels = _nearest_np(X_ACT, v0)
+    np.testing.assert_allclose(q(X_ACT).numpy(), levels, rtol=1e-6)
+    np.testing.assert_allclose(q.basis.numpy(), v0, rtol=1e-6)
+    # Training: one QEM step over every value of the batch, then the new basis quantizes.
+    codes0, _ = _nearest_np(X_ACT.ravel(), v0)
+    v_star = np.linalg.lstsq(codes0, X_ACT.ravel(), rcond=None)[0]
+    v1 = 0.7 * v0 + 0.3 * v_star
+    y, (g,) = _value_and_grads(lambda x: q(x, training=True), X_ACT, DY_ACT)
+    np.testing.assert_allclose(q.basis.numpy(), v1, rtol=1e-4)
+    np.testing.assert_allclose(y, _nearest_np(X_ACT, v1)[1], rtol=1e-4, atol=1e-6)
+    # The paper code's STE, ∂Q/∂x = 1 up to the top level (and, for ±1 codes, from the bottom one).
+    top = np.abs(v1).sum()
+    assert (np.abs(X_ACT) > top).any() and (np.abs(X_ACT) <= top).any()
+    np.testing.assert_allclose(g, DY_ACT * (np.abs(X_ACT) <= top), rtol=1e-4, atol=1e-7)
+    assert all(set(np.unique(h.numpy())) <= {-1.0, 1.0} for h, _ in q.bases(tf.constant(X_ACT)))
+
+
+def _lsq_np(x, mode, scales=None):
+    """Least-squares binary quantization of all of x (one group): (x̂, [scales])."""
+    v = x.ravel()
+    if mode == "1bit":
+        scales = scales if scales is not None else [np.abs(v).mean()]
+        return scales[0] * _sign(x), scales
+    if scales is None:
+        _, v1, v2 = _ls2_bruteforce(v)
+        scales = [v1, v2]
+        if mode == "tree":
+            level = np.where(np.abs(v) >= v1, 1.0, -1.0)
+            pos = v >= 0
+            vp = (level[pos] * (np.abs(v[pos]) - v1)).mean()
+            vn = (level[~pos] * (np.abs(v[~pos]) - v1)).mean()
+            scales = [v1, (vp + vn) / 2, (vp - vn) / 2]
+    b1 = _sign(x)
+    b2 = _sign(x - scales[0] * b1)
+    out = scales[0] * b1 + scales[1] * b2
+    return (out + scales[2] * b1 * b2 if mode == "tree" else out), scales
+
+
+@pytest.mark.parametrize("mode", ["1bit", "2bit", "tree"])
+def test_lsq_activation_batch_scales_in_training_moving_scales_at_inference(mode):
+    q = LsqActivation(mode, momentum=0.6)
+    init = np.array(GAUSSIAN_SCALES[mode], np.float32)
+    want, _ = _lsq_np(X_ACT, mode, list(init))
+    np.testing.assert_allclose(q(X_ACT).numpy(), want, rtol=1e-5, atol=1e-6)  # before training
+    y, (g,) = _value_and_grads(lambda x: q(x, training=True), X_ACT, DY_ACT)
+    want, batch = _lsq_np(X_ACT, mode)
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)  # the batch's own scales
+    # Identity STE per basis: ∂C/∂x = (Σ scales) ∂C/∂x̂ (tree: v₁ + v₂⁺).
+    np.testing.assert_allclose(g, DY_ACT * sum(batch), rtol=1e-4)
+    moving = 0.6 * init + 0.4 * np.array(batch, np.float32)
+    np.testing.assert_allclose(q.moving_scales.numpy(), moving, rtol=1e-4, atol=1e-6)
+    want, _ = _lsq_np(X_ACT, mode, list(moving))
+    np.testing.assert_allclose(q(X_ACT).numpy(), want, rtol=1e-5, atol=1e-6)
+    if mode == "tree":  # four free levels fit the batch at least as well as ls-2
+        tree, two = _lsq_np(X_ACT, "tree")[0], _lsq_np(X_ACT, "2bit")[0]
+        assert ((tree - X_ACT) ** 2).sum() <= ((two - X_ACT) ** 2).sum() + 1e-6
+
+
+def test_lsq_activation_trains_with_an_unknown_batch_size():
+    """The batch scales are computed inside `fit` (batch dimension None while tracing)."""
+    inputs = tf.keras.Input((4, 4, 3))
+    layer = MultiBasisConv2D(2, 3, kernel_quantizer=LqWeight(2), input_quantizer=LsqActivation())
+    model = tf.keras.Model(inputs, layer(inputs))
+    model.compile("adam", "mse")
+    before = layer.input_quantizer.moving_scales.numpy().copy()
+    model.fit(X_ACT, np.zeros((2, 4, 4, 2), np.float32), epochs=1, verbose=0)
+    assert not np.allclose(layer.input_quantizer.moving_scales.numpy(), before)
+    assert layer.kernel_quantizer.initialised.numpy() == 1.0
+
+
+# Full width: every conv folds into LceBconv2d (the float kernels would make the file MBs).
+FULL_WIDTH = {
+    "lsq_binary_small_tree": ("lsq_binary_small", {"mode": "tree"}, 3),
+    "lqnet_small_2bit": ("lqnet_small", {"bits": 2}, 2),
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c if c == "lsq_binary_small_tree" else pytest.param(c, marks=pytest.mark.slow)
+     for c in sorted(FULL_WIDTH)],
+)  # fmt: skip
+def test_full_width_kernels_fold_into_lce_bconv2d(case, fmnist_small):
+    name, options, per_layer = FULL_WIDTH[case]
+    tf.keras.utils.set_random_seed(2)
+    model = zoo.build(name, **options)
+    training.compile_model(model, optimizer=tf.keras.optimizers.legacy.Adam(2e-3))
+    model.fit(fmnist_small["x_train"][:128], fmnist_small["y_train"][:128], epochs=1,
+              batch_size=64, verbose=0)  # fmt: skip
+    flatbuffer = converters.convert(model)
+    report = converters.inspect(flatbuffer)
+    assert report.op_counts.get("LceBconv2d") == 5 * per_layer, report.op_counts
+    assert report.op_counts.get("CONV_2D") == 1  # the float stem only
+    assert len(flatbuffer) < 400_000, len(flatbuffer)  # bitpacked, no float kernel left

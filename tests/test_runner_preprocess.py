@@ -10,13 +10,13 @@ samples of a real RGB bundle (`bnn-tf train` on an RGB folder, then `bnn-tf depl
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from _selftest_build import build_selftest
 
 from bnn_tf import cli, converters, data
 
@@ -26,15 +26,7 @@ SCALE, OFFSET = 1 / 127.5, -1.0
 
 @pytest.fixture(scope="module")
 def selftest(tmp_path_factory) -> Path:
-    if shutil.which("cmake") is None or shutil.which("g++") is None:
-        pytest.skip("cmake/g++ not installed")
-    build = tmp_path_factory.mktemp("runner-preprocess")
-    subprocess.run(
-        ["cmake", "-S", str(TEMPLATE), "-B", str(build), "-DBNN_SELFTEST_ONLY=ON",
-         "-DCMAKE_CXX_FLAGS=-Wall -Wextra -Werror"],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True, text=True)
+    build = build_selftest(TEMPLATE, tmp_path_factory.mktemp("runner-preprocess"))
     return build / "bnn_runner_selftest"
 
 

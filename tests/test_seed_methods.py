@@ -13,6 +13,7 @@ import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
+from _tape import value_and_grads as _grads
 
 from bnn_tf import callbacks, converters, introspect, training
 from bnn_tf import models as zoo
@@ -27,14 +28,6 @@ from bnn_tf.methods.wrpn import WrpnActivation, WrpnWeight
 
 X = np.array([-2.5, -1.0, -0.3, 0.0, 0.2, 0.7, 1.4, 3.0, 12.0], np.float32)
 DY = np.array([1.0, -0.5, 2.0, 0.3, -1.0, 0.7, 1.5, -2.0, 0.4], np.float32)
-
-
-def _grads(fn, x, dy, extra=()):
-    x = tf.Variable(x)
-    with tf.GradientTape() as tape:
-        y = fn(x)
-    g = tape.gradient(y, [x, *extra], output_gradients=tf.constant(dy))
-    return y.numpy(), [v.numpy() for v in g]
 
 
 # --- PACT ---------------------------------------------------------------------------------

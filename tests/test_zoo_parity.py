@@ -32,10 +32,7 @@ from bnn_tf import models as zoo
 
 # Known gaps, each with the reason; the test still runs (xfail, not skip), so a
 # fix shows up as XPASS.
-KNOWN_GAPS: dict[str, str] = {
-    "lqnet_small": "LCE's converter does not constant-fold LQ-Net's learned-basis kernel at "
-    "widths ≥ 128: conv3-5 stay float CONV_2D while the lint predicts binary (docs/multibit.md)",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 # Models whose training-mode loss does not fall in 8 steps, with the reason (none today).

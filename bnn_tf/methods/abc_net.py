@@ -136,7 +136,7 @@ class AbcActivation(ActivationBases):
         )
         super().build(input_shape)
 
-    def bases(self, x):
+    def bases(self, x, training=False):
         return [(abc_sign(x + self.shift[j] - 0.5), self.beta[j]) for j in range(self.num_bases)]
 
     def get_config(self):

@@ -19,6 +19,8 @@ fields; the zoo's BinaryDenseNet models register it as their `training`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import larq as lq
 import tensorflow as tf
 
@@ -48,6 +50,20 @@ def transition_width(channels: int, reduction: float) -> int:
     return int(round(channels // reduction / 32) * 32)
 
 
+def binary_conv(
+    filters: int, *, clip: float = CLIP, name: str, **options: Any
+) -> lq.layers.QuantConv2D:
+    """Bethge et al.'s binary 3×3 conv (also ResNetE's): `SteSign(clip)` inputs and kernel,
+    weight clip, zero padding, no scaling factor; `options` e.g. strides or dilation_rate."""
+    return lq.layers.QuantConv2D(
+        filters, 3, padding="same", use_bias=False,
+        input_quantizer=lq.quantizers.SteSign(clip_value=clip),
+        kernel_quantizer=lq.quantizers.SteSign(clip_value=clip),
+        kernel_constraint=lq.constraints.WeightClip(clip),
+        kernel_initializer="glorot_normal", name=name, **options,
+    )  # fmt: skip
+
+
 def dense_layer(
     x: tf.Tensor, *, growth_rate: int = GROWTH_RATE, dilation_rate: int = 1, name: str
 ) -> tf.Tensor:
@@ -55,13 +71,7 @@ def dense_layer(
     y = tf.keras.layers.BatchNormalization(
         momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn"
     )(x)
-    y = lq.layers.QuantConv2D(
-        growth_rate, 3, dilation_rate=dilation_rate, padding="same", use_bias=False,
-        input_quantizer=lq.quantizers.SteSign(clip_value=CLIP),
-        kernel_quantizer=lq.quantizers.SteSign(clip_value=CLIP),
-        kernel_constraint=lq.constraints.WeightClip(CLIP),
-        kernel_initializer="glorot_normal", name=f"{name}_conv",
-    )(y)  # fmt: skip
+    y = binary_conv(growth_rate, dilation_rate=dilation_rate, name=f"{name}_conv")(y)
     return tf.keras.layers.Concatenate(name=f"{name}_concat")([x, y])
 
 

@@ -27,9 +27,9 @@ import math
 
 import numpy as np
 import tensorflow as tf
-from larq.quantizers import _BaseQuantizer
 
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods._kbit import KBitQuantizer
 
 
 def _mse(step: np.ndarray, k_bit: int, x: np.ndarray, pdf: np.ndarray, dx: float) -> np.ndarray:
@@ -70,7 +70,7 @@ def hwgq(x: tf.Tensor, k_bit: int) -> tf.Tensor:
 
 
 @tf.keras.utils.register_keras_serializable(package="bnn_tf", name="hwgq")
-class Hwgq(_BaseQuantizer):
+class Hwgq(KBitQuantizer):
     r"""Half-wave Gaussian activation quantizer, k bits, step Δ* optimal for ReLU(N(0, 1)).
 
     Args:
@@ -79,15 +79,7 @@ class Hwgq(_BaseQuantizer):
 
     def __init__(self, k_bit: int = 2, **kwargs):
         optimal_step(int(k_bit))  # validates
-        self.k_bit = int(k_bit)
-        super().__init__(**kwargs)
-
-    @property
-    def precision(self) -> int:
-        return self.k_bit
+        super().__init__(k_bit, **kwargs)
 
     def call(self, inputs):
         return super().call(hwgq(inputs, self.k_bit))
-
-    def get_config(self):
-        return {**super().get_config(), "k_bit": self.k_bit}

@@ -39,6 +39,7 @@ from larq.quantizers import _BaseQuantizer
 from bnn_tf import introspect
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods._aliases import register_aliases
+from bnn_tf.methods._schedule import EpochSchedule
 
 T_MIN = 0.1
 T_MAX = 10.0
@@ -153,7 +154,7 @@ def ede_quantizers(model: tf.keras.Model) -> list[_EdeQuantizer]:
 
 
 @tf.keras.utils.register_keras_serializable(package="bnn_tf")
-class EdeSchedule(tf.keras.callbacks.Callback):
+class EdeSchedule(EpochSchedule):
     """Set IR-Net's EDE (t, k) on every EDE quantizer at the start of each epoch.
 
     Args:
@@ -184,16 +185,6 @@ class EdeSchedule(tf.keras.callbacks.Callback):
 
     def get_config(self):
         return {"epochs": self.epochs, "t_min": self.t_min, "t_max": self.t_max}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        # Keras' Callback has no from_config; this makes the schedule deserialisable.
-        return cls(**config)
-
-    @classmethod
-    def for_run(cls, *, epochs: int, steps_per_epoch: int | None = None) -> EdeSchedule:
-        """The schedule for a run of `epochs` epochs (declared by the EDE quantizers)."""
-        return cls(epochs)
 
     @staticmethod
     def scheduled_variables(model: tf.keras.Model) -> list[tf.Variable]:

@@ -27,7 +27,22 @@ default) or per layer, for x the values of the group:
   re-read: *unverified*).
 
 Gradients: every basis passes its gradient straight through to x (identity
-STE); the scales carry none.
+STE), so ∂C/∂x = (Σ scales of the bases) · ∂C/∂x̂; the scales carry none.
+
+`LsqActivation(mode)` (alias `"lsq_activation"`) applies the same three
+quantizers to activations, with one set of scales per layer (a scale per
+input channel could not leave the convolution). The paper computes the
+activation scales on the fly, per input; at inference that is a sort and
+cumulative sums of every activation tensor, and the scales would not be
+constants LCE can fold into `LceBconv2d`'s multiplier. So, as BatchNorm
+does with its statistics: in training the scales (and the threshold v₁)
+are those of the batch, computed exactly as above over all its values, and a
+moving average of them, s ← m·s + (1 − m)·s_batch, is what inference uses
+(our choice, not the paper's). The moving scales start at the optimum for a
+unit Gaussian (what BatchNorm feeds): v = √(2/π) (1-bit); v₁ = 0.9816,
+v₂ = 0.5288 (2-bit and tree, Lloyd–Max levels ±0.4528, ±1.5104; c₃ = 0).
+The tree's third basis b₁b₂ is written sign(b₁b₂) (the same ±1 values), the
+sign-of-a-float-tensor form LCE lowers to `LceQuantize`.
 """
 
 from __future__ import annotations
@@ -40,6 +55,7 @@ import tensorflow as tf
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods.abc_net import SCALES, reduce_axes
 from bnn_tf.methods.multibasis import (
+    ActivationBases,
     Bases,
     WeightBases,
     register_alias,
@@ -60,13 +76,18 @@ def _groups(x: tf.Tensor, axes: list[int]) -> tuple[tf.Tensor, list[int]]:
 def ls2_scales(x: tf.Tensor, axes: list[int]) -> tuple[tf.Tensor, tf.Tensor]:
     """(v₁, v₂) of the optimal 2-bit ls-2 quantizer per group (exact: all splits scanned)."""
     a, group_shape = _groups(x, axes)
-    n = a.shape[0]
-    if n < 2:
+    if a.shape[0] is not None and a.shape[0] < 2:
         raise ConfigError("2-bit least-squares quantization needs at least 2 values per group.")
+    size = tf.shape(a)[0]  # unknown while tracing an activation batch
+    # float64: near the optimum neighbouring splits explain almost the same ‖x̂‖², closer
+    # than float32 cumulative sums resolve, so eager Keras and the converter's folding picked
+    # different splits (v₁ off by 5e-4, 1.6 % of lsq_binary_small tree's predictions changed).
+    a = tf.cast(a, tf.float64)
+    n = tf.cast(size, tf.float64)
     a = tf.sort(a, axis=0)
     cs = tf.cumsum(a, axis=0)
     total = cs[-1]
-    k = tf.range(1, n, dtype=x.dtype)[:, None]  # size of the low cluster
+    k = tf.cast(tf.range(1, size), tf.float64)[:, None]  # size of the low cluster
     lo = cs[:-1] / k
     hi = (total - cs[:-1]) / (n - k)
     # ‖x̂‖² explained by the split; the residual error is Σx² minus it.
@@ -76,42 +97,64 @@ def ls2_scales(x: tf.Tensor, axes: list[int]) -> tuple[tf.Tensor, tf.Tensor]:
     # (n − 1, G) one-hot of the largest layer (measured: a float CONV_2D and ONE_HOT/SUM ops
     # left in the .tflite, 4.8 MB), which a per-column gather does not build.
     low_sum = tf.gather(tf.transpose(cs[:-1]), best[:, None], batch_dims=1)[:, 0]
-    count = tf.cast(best, x.dtype) + 1.0
+    count = tf.cast(best, tf.float64) + 1.0
     m_lo = low_sum / count
     m_hi = (total - low_sum) / (n - count)
-    v1 = tf.reshape((m_hi + m_lo) / 2.0, group_shape)
-    v2 = tf.reshape((m_hi - m_lo) / 2.0, group_shape)
+    v1 = tf.cast(tf.reshape((m_hi + m_lo) / 2.0, group_shape), x.dtype)
+    v2 = tf.cast(tf.reshape((m_hi - m_lo) / 2.0, group_shape), x.dtype)
     return tf.stop_gradient(v1), tf.stop_gradient(v2)
+
+
+def lsq_signs(x: tf.Tensor, v1: tf.Tensor, mode: str) -> list[tf.Tensor]:
+    """The ±1 bases given the threshold v₁: [b₁] / [b₁, b₂] / [b₁, b₂, sign(b₁b₂)]."""
+    b1 = lq.math.sign(x)
+    if mode == "1bit":
+        return [b1]
+    b2 = lq.math.sign(x - v1 * b1)
+    return [b1, b2] if mode == "2bit" else [b1, b2, lq.math.sign(b1 * b2)]
+
+
+def lsq_scales(x: tf.Tensor, mode: str, axes: list[int]) -> list[tf.Tensor]:
+    """The least-squares scales per group: [v] (1bit), [v₁, v₂] (2bit), [v₁, c₂, c₃] (tree)."""
+    if mode == "1bit":
+        return [tf.stop_gradient(tf.reduce_mean(tf.abs(x), axis=axes))]
+    v1, v2 = ls2_scales(x, axes)
+    if mode == "2bit":
+        return [v1, v2]
+    # Tree: the second bit's scale per branch of the first, optimal given v₁.
+    b1, _, level = lsq_signs(x, v1, mode)
+    v2p = _branch_scale(x, (1.0 + b1) / 2.0, level, v1, axes)
+    v2n = _branch_scale(x, (1.0 - b1) / 2.0, level, v1, axes)
+    return [v1, (v2p + v2n) / 2.0, (v2p - v2n) / 2.0]
+
+
+def _branch_scale(x, mask, level, v1, axes) -> tf.Tensor:
+    """argmin_v Σ_branch (|x| − v₁ − v·level)²  = Σ level·(|x| − v₁) / |branch| (level = ±1).
+
+    `mask` is the branch as a float 0/1 tensor computed from float signs, not a cast of a
+    boolean: MLIR's constant folder skips an op whose result is over 1 MiB and more than
+    twice its operands, so a kernel-sized bool→float cast stayed a run-time op on large
+    layers (3×3×128→256: the float kernel and CAST/SUM/DIV ops left in a 3.1 MB .tflite).
+    """
+    num = tf.reduce_sum(mask * level * (tf.abs(x) - v1), axis=axes)
+    count = tf.reduce_sum(mask, axis=axes)
+    return tf.stop_gradient(tf.math.divide_no_nan(num, count))
+
+
+def lsq_bases(x: tf.Tensor, scales: list[tf.Tensor], mode: str) -> Bases:
+    """[(basis, scale)]: each basis straight through to x, its threshold v₁ = scales[0]."""
+    signs = lsq_signs(tf.stop_gradient(x), scales[0], mode)
+    return [(straight_through(x, b), s) for b, s in zip(signs, scales, strict=True)]
 
 
 def lsq_weight_bases(w: tf.Tensor, mode: str = "2bit", scale: str = "channel") -> Bases:
     """[(basis, scale)] of least-squares binary quantization of `w`."""
-    axes = reduce_axes(w, scale)
-    b1 = straight_through(w, lq.math.sign(w))
-    if mode == "1bit":
-        return [(b1, tf.stop_gradient(tf.reduce_mean(tf.abs(w), axis=axes)))]
-    v1, v2 = ls2_scales(w, axes)
-    sign1 = lq.math.sign(w)
-    sign2 = lq.math.sign(w - v1 * sign1)
-    b2 = straight_through(w, sign2)
-    if mode == "2bit":
-        return [(b1, v1), (b2, v2)]
-    # Tree: the second bit's scale per branch of the first, optimal given v₁. Known gap:
-    # on large layers (measured: 3×3×128→256) LCE's converter does not constant-fold these
-    # masked sums; the bases still become LceBconv2d, but the .tflite keeps the float
-    # kernel and computes the two scales at run time (docs/multibit.md).
-    b3 = straight_through(w, sign1 * sign2)
-    v2p = _branch_scale(w, sign1 > 0, sign1 * sign2, v1, axes)
-    v2n = _branch_scale(w, sign1 < 0, sign1 * sign2, v1, axes)
-    return [(b1, v1), (b2, (v2p + v2n) / 2.0), (b3, (v2p - v2n) / 2.0)]
+    return lsq_bases(w, lsq_scales(w, mode, reduce_axes(w, scale)), mode)
 
 
-def _branch_scale(w, branch, level, v1, axes) -> tf.Tensor:
-    """argmin_v Σ_branch (|x| − v₁ − v·level)²  = Σ level·(|x| − v₁) / |branch| (level = ±1)."""
-    mask = tf.cast(branch, w.dtype)
-    num = tf.reduce_sum(mask * level * (tf.abs(w) - v1), axis=axes)
-    count = tf.reduce_sum(mask, axis=axes)
-    return tf.stop_gradient(tf.math.divide_no_nan(num, count))
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ConfigError(f"least-squares mode must be one of {sorted(MODES)} (got {mode!r}).")
 
 
 @register_alias("lsq_weight")
@@ -124,8 +167,7 @@ class LsqWeight(WeightBases):
     """
 
     def __init__(self, mode: str = "2bit", scale: str = "channel", **kwargs):
-        if mode not in MODES:
-            raise ConfigError(f"LsqWeight mode must be one of {sorted(MODES)} (got {mode!r}).")
+        _check_mode(mode)
         if scale not in SCALES:
             raise ConfigError(f"scale must be one of {SCALES} (got {scale!r}).")
         self.mode = mode
@@ -138,3 +180,53 @@ class LsqWeight(WeightBases):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode, "scale": self.scale}
+
+
+# The least-squares scales of a unit Gaussian: mean|x| = √(2/π); ls-2 = the Lloyd–Max
+# levels ±0.4528, ±1.5104 (v₁ is their mid-point, v₂ half their gap); the tree's c₃ = 0.
+GAUSSIAN_SCALES = {"1bit": [0.7978846], "2bit": [0.9816, 0.5288], "tree": [0.9816, 0.5288, 0.0]}
+
+
+@register_alias("lsq_activation")
+class LsqActivation(ActivationBases):
+    r"""Least-squares binary activation quantizer, per layer: `"1bit"`, `"2bit"` or `"tree"`.
+
+    Training: the batch's least-squares scales; inference: their moving average
+    (s ← m·s + (1 − m)·s_batch, as BatchNorm), so LCE sees constant scales.
+
+    Args:
+        mode: `"1bit"` (1 basis), `"2bit"` (2 bases), `"tree"` (3 bases, 4 free levels).
+        momentum: m of the moving scales.
+    """
+
+    def __init__(self, mode: str = "2bit", momentum: float = 0.9, **kwargs):
+        _check_mode(mode)
+        if not 0 <= momentum < 1:
+            raise ConfigError(f"LsqActivation momentum must be in [0, 1) (got {momentum}).")
+        self.mode = mode
+        self.momentum = float(momentum)
+        self.num_bases = MODES[mode]
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        self.moving_scales = self.add_weight(
+            name="moving_scales",
+            shape=(self.num_bases,),
+            initializer=tf.keras.initializers.Constant(GAUSSIAN_SCALES[self.mode]),
+            trainable=False,
+        )
+        super().build(input_shape)
+
+    def bases(self, x, training=False) -> Bases:
+        if not self.built:
+            self.build(x.shape)
+        if training:
+            scales = lsq_scales(tf.stop_gradient(x), self.mode, list(range(len(x.shape))))
+            m = self.momentum
+            self.moving_scales.assign(m * self.moving_scales + (1.0 - m) * tf.stack(scales))
+        else:
+            scales = tf.unstack(tf.convert_to_tensor(self.moving_scales))
+        return lsq_bases(x, scales, self.mode)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "momentum": self.momentum}

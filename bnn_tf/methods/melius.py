@@ -35,8 +35,8 @@ LCE-oriented choices (see docs/meliusnet.md for the op counts they buy):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import larq as lq
 import tensorflow as tf
@@ -231,10 +231,17 @@ class DenseBlockOutput(NamedTuple):
     new: tf.Tensor
 
 
-def _pre_conv_norm(x: tf.Tensor, *, name: str, binary: bool) -> tf.Tensor:
-    if binary:
-        return PreSignBatchNorm(name=name)(x)
-    return tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)(x)
+def _norm_conv(
+    x: tf.Tensor, filters: int, *, name: str, clip: float, binary: bool, kernel_constraint
+) -> tf.Tensor:
+    """BN → BConv3×3 (sign inputs), or plain BN → Conv2D for the float twin."""
+    if not binary:
+        h = tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+        return float_conv(h, filters, name=f"{name}_conv")
+    h = PreSignBatchNorm(name=f"{name}_bn")(x)
+    return binary_conv(
+        h, filters, name=f"{name}_conv", clip=clip, kernel_constraint=kernel_constraint
+    )
 
 
 def dense_block(
@@ -256,13 +263,8 @@ def dense_block(
         binary: False builds the float twin (plain BN → Conv2D).
         kernel_constraint: of the binary kernel (None for Bop, see `binary_conv`).
     """
-    h = _pre_conv_norm(x, name=f"{name}_bn", binary=binary)
-    if binary:
-        d = binary_conv(
-            h, growth_rate, name=f"{name}_conv", clip=clip, kernel_constraint=kernel_constraint
-        )
-    else:
-        d = float_conv(h, growth_rate, name=f"{name}_conv")
+    kw = {"clip": clip, "binary": binary, "kernel_constraint": kernel_constraint}
+    d = _norm_conv(x, growth_rate, name=name, **kw)
     y = tf.keras.layers.Concatenate(name=f"{name}_concat")([x, d])
     return DenseBlockOutput(features=y, previous=x, new=d)
 
@@ -289,30 +291,22 @@ def improvement_block(
         kernel_constraint: of the binary kernel (None for Bop, see `binary_conv`).
     """
     growth = int(dense.new.shape[-1])
-    h = _pre_conv_norm(dense.features, name=f"{name}_bn", binary=binary)
-    if binary:
-        i = binary_conv(
-            h, growth, name=f"{name}_conv", clip=clip, kernel_constraint=kernel_constraint
-        )
-    else:
-        i = float_conv(h, growth, name=f"{name}_conv")
+    kw = {"clip": clip, "binary": binary, "kernel_constraint": kernel_constraint}
+    i = _norm_conv(dense.features, growth, name=name, **kw)
     improved = tf.keras.layers.Add(name=f"{name}_add")([dense.new, i])
     return tf.keras.layers.Concatenate(name=f"{name}_concat")([dense.previous, improved])
 
 
 def melius_block(
-    x: tf.Tensor,
-    *,
-    name: str,
-    growth_rate: int = GROWTH_RATE,
-    clip: float = STE_CLIP,
-    binary: bool = True,
-    kernel_constraint=None,
+    x: tf.Tensor, *, name: str, growth_rate: int = GROWTH_RATE, **conv: Any
 ) -> tf.Tensor:
-    """One MeliusNet block: dense block then improvement block (C → C + 64)."""
-    kw = {"clip": clip, "binary": binary, "kernel_constraint": kernel_constraint}
-    dense = dense_block(x, name=f"{name}_dense", growth_rate=growth_rate, **kw)
-    return improvement_block(dense, name=f"{name}_improve", **kw)
+    """One MeliusNet block: dense block then improvement block (C → C + growth_rate).
+
+    `conv`: the options both blocks' convs take (`clip`, `binary`, `kernel_constraint`;
+    see `dense_block`).
+    """
+    dense = dense_block(x, name=f"{name}_dense", growth_rate=growth_rate, **conv)
+    return improvement_block(dense, name=f"{name}_improve", **conv)
 
 
 def grouped_conv_bn_relu(
@@ -407,18 +401,33 @@ def round_to_multiple(value: float, multiple: int = 32) -> int:
     return int(round(value / multiple)) * multiple
 
 
+@dataclass(frozen=True)
+class StageLayout:
+    """How a MeliusNet body is laid out.
+
+    Attributes:
+        num_blocks: Melius blocks (dense + improvement) per stage.
+        transition_features: output width of each transition (one fewer than stages).
+        transition_groups: groups of the transitions' 1×1 convs.
+        shuffle_groups: channel-shuffle groups before a grouped transition conv (None: no shuffle).
+    """
+
+    num_blocks: tuple[int, ...]
+    transition_features: tuple[int, ...]
+    transition_groups: int = 1
+    shuffle_groups: int | None = None
+
+
 def melius_stages(
     x: tf.Tensor,
+    layout: StageLayout,
     *,
-    num_blocks: Sequence[int],
-    transition_features: Sequence[int],
-    transition_groups: int = 1,
-    shuffle_groups: int | None = None,
     binary: bool = True,
     clip: float = STE_CLIP,
     kernel_constraint=None,
 ) -> tf.Tensor:
     """The body: `num_blocks[s]` Melius blocks per stage, a transition between stages."""
+    num_blocks, transition_features = layout.num_blocks, layout.transition_features
     if len(transition_features) != len(num_blocks) - 1:
         raise ConfigError(
             f"transition_features needs {len(num_blocks) - 1} widths for {len(num_blocks)} stages "
@@ -433,6 +442,6 @@ def melius_stages(
         if s < len(transition_features):
             x = transition(
                 x, transition_features[s], name=f"transition{s + 1}",
-                groups=transition_groups, shuffle_groups=shuffle_groups,
+                groups=layout.transition_groups, shuffle_groups=layout.shuffle_groups,
             )  # fmt: skip
     return x

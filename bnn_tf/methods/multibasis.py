@@ -55,13 +55,21 @@ def identity_sign(x: tf.Tensor) -> tf.Tensor:
     return lq.math.sign(x), grad
 
 
-def straight_through(x: tf.Tensor, value: tf.Tensor) -> tf.Tensor:
-    """`value` forward (exactly); the gradient passes to `x` unchanged (identity STE)."""
+def straight_through(
+    x: tf.Tensor, value: tf.Tensor, gradient: tf.Tensor | None = None
+) -> tf.Tensor:
+    """`value` forward (exactly); backward `dy · gradient` to `x` (identity STE if None).
+
+    `gradient` (broadcasting against x) lets a quantizer whose paper defines the
+    straight-through gradient of the *sum* Σₖ vₖ Bₖ, not of each basis, split it
+    over its bases (LQ-Net: ∂Q/∂x = 1, so each basis passes 1/Σₖ|vₖ|).
+    """
+    scale = None if gradient is None else tf.stop_gradient(gradient)
 
     @tf.custom_gradient
     def _call(x):
         def grad(dy):
-            return dy
+            return dy if scale is None else dy * tf.cast(scale, dy.dtype)
 
         return tf.identity(tf.stop_gradient(value)), grad
 
@@ -82,19 +90,17 @@ def least_squares_scales(
     m = len(bases)
     stacked = tf.stack(bases)  # (M, *w.shape)
     keep = [a for a in range(len(w.shape)) if a not in axes]
-    # Move the reduced axes first and flatten them: (M, n, G).
+    # Move the reduced axes first and flatten them: (M, n, G). n may be unknown (a batch).
     perm = axes + keep
     b = tf.transpose(stacked, [0, *[p + 1 for p in perm]])
     wt = tf.transpose(w, perm)
-    n = 1
-    for a in axes:
-        n *= int(w.shape[a])
     group_shape = [int(w.shape[a]) for a in keep]
     g = 1
     for d in group_shape:
         g *= d
-    b = tf.reshape(b, (m, n, g))
-    wt = tf.reshape(wt, (n, g))
+    b = tf.reshape(b, (m, -1, g))
+    wt = tf.reshape(wt, (-1, g))
+    n = tf.cast(tf.shape(wt)[0], w.dtype)
     gram = tf.einsum("ing,jng->gij", b, b) + ridge * n * tf.eye(m, dtype=w.dtype)
     rhs = tf.einsum("ing,ng->gi", b, wt)[..., None]
     alpha = tf.linalg.solve(gram, rhs)[..., 0]  # (G, M)
@@ -102,41 +108,44 @@ def least_squares_scales(
     return tf.stop_gradient(alpha)
 
 
-class WeightBases(_BaseQuantizer):
-    """Base class: a kernel quantizer that writes `W ≈ Σᵢ αᵢ Bᵢ` with ±1 bases.
-
-    Subclasses implement `bases(w) -> [(Bᵢ, αᵢ)]` with αᵢ broadcastable to
-    the kernel's output axis (shape (C_out,) per channel, or () per layer).
-    Calling the quantizer returns the approximation Σᵢ αᵢ Bᵢ (usable as a
-    plain larq `kernel_quantizer`, then emulated in float by LCE).
-    """
+class _SumOfBases(_BaseQuantizer):
+    """A larq quantizer that writes its input as Σ scale·basis with ±1 bases."""
 
     num_bases: int = 1
 
-    def bases(self, w: tf.Tensor, training: bool = False) -> Bases:
-        """[(Bᵢ, αᵢ)]; `training` lets a quantizer update state (LQ-Net's basis)."""
+    def bases(self, x: tf.Tensor, training: bool = False) -> Bases:
+        """[(basis, scale)]; `training`: use batch statistics, update state (LQ-Net's basis)."""
         raise NotImplementedError
 
     def call(self, inputs, training=None):
         if training is None:
             training = tf.keras.backend.learning_phase()
-        return super().call(tf.add_n([a * b for b, a in self.bases(inputs, training=training)]))
+        return super().call(tf.add_n([s * b for b, s in self.bases(inputs, training=training)]))
+
+    @property
+    def non_trainable_weights(self):
+        # larq's _BaseQuantizer reports none (to hide its flip-ratio metric's variables), so
+        # LQ-Net's basis and the moving scales were neither saved nor copied by set_weights
+        # (a rebuilt lqnet_small then quantized with its initial basis). Ours are kept.
+        return list(self._non_trainable_weights)
 
 
-class ActivationBases(_BaseQuantizer):
-    """Base class: an input quantizer that writes `A ≈ Σⱼ βⱼ Hⱼ` with ±1 bases.
+class WeightBases(_SumOfBases):
+    """Base class: a kernel quantizer that writes `W ≈ Σᵢ αᵢ Bᵢ` with ±1 bases.
 
-    Subclasses implement `bases(x) -> [(Hⱼ, βⱼ)]`, each Hⱼ = sign(float tensor)
-    so LCE lowers it to `LceQuantize`, and βⱼ a scalar.
+    Subclasses implement `bases(w, training) -> [(Bᵢ, αᵢ)]` with αᵢ broadcastable
+    to the kernel's output axis (shape (C_out,) per channel, or () per layer).
+    Calling the quantizer returns the approximation Σᵢ αᵢ Bᵢ (usable as a
+    plain larq `kernel_quantizer`, then emulated in float by LCE).
     """
 
-    num_bases: int = 1
 
-    def bases(self, x: tf.Tensor) -> Bases:
-        raise NotImplementedError
+class ActivationBases(_SumOfBases):
+    """Base class: an input quantizer that writes `A ≈ Σⱼ βⱼ Hⱼ` with ±1 bases.
 
-    def call(self, inputs):
-        return super().call(tf.add_n([s * h for h, s in self.bases(inputs)]))
+    Subclasses implement `bases(x, training) -> [(Hⱼ, βⱼ)]`, each Hⱼ = sign(float
+    tensor) so LCE lowers it to `LceQuantize`, and βⱼ a scalar.
+    """
 
 
 _ALIASES: dict[str, type] = {}
@@ -270,7 +279,7 @@ class MultiBasisConv2D(tf.keras.layers.Layer):
         weight_bases = self.kernel_quantizer.bases(self.kernel, training=training)
         paddings = self._paddings(inputs.shape)
         terms = []
-        for h, beta in self.input_quantizer.bases(inputs):
+        for h, beta in self.input_quantizer.bases(inputs, training=training):
             if paddings is not None:
                 # +1 padding: LCE's bitpacked fast path (docs/lce.md, rule 4).
                 h = tf.pad(h, paddings, constant_values=1.0)

@@ -20,9 +20,9 @@ conv stays a float `CONV_2D` (emulated).
 from __future__ import annotations
 
 import tensorflow as tf
-from larq.quantizers import _BaseQuantizer
 
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods._kbit import KBitQuantizer
 
 
 def pact_quantize(x: tf.Tensor, alpha: tf.Tensor, k_bit: int) -> tf.Tensor:
@@ -45,7 +45,7 @@ def pact_quantize(x: tf.Tensor, alpha: tf.Tensor, k_bit: int) -> tf.Tensor:
 
 
 @tf.keras.utils.register_keras_serializable(package="bnn_tf", name="pact")
-class Pact(_BaseQuantizer):
+class Pact(KBitQuantizer):
     r"""PACT activation quantizer: `round(clip(x, 0, α)·(2^k−1)/α)·α/(2^k−1)`, α learned.
 
     Args:
@@ -59,14 +59,9 @@ class Pact(_BaseQuantizer):
             raise ConfigError(f"PACT k_bit must be ≥ 1 (got {k_bit}).")
         if not alpha > 0:
             raise ConfigError(f"PACT alpha must be > 0 (got {alpha}).")
-        self.k_bit = int(k_bit)
         self.alpha_init = float(alpha)
         self.alpha_l2 = float(alpha_l2)
-        super().__init__(**kwargs)
-
-    @property
-    def precision(self) -> int:
-        return self.k_bit
+        super().__init__(k_bit, **kwargs)
 
     def build(self, input_shape):
         self.alpha = self.add_weight(
@@ -81,9 +76,4 @@ class Pact(_BaseQuantizer):
         return super().call(pact_quantize(inputs, self.alpha, self.k_bit))
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "k_bit": self.k_bit,
-            "alpha": self.alpha_init,
-            "alpha_l2": self.alpha_l2,
-        }
+        return {**super().get_config(), "alpha": self.alpha_init, "alpha_l2": self.alpha_l2}

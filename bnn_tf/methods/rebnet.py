@@ -64,7 +64,7 @@ class ResidualSign(ActivationBases):
         )
         super().build(input_shape)
 
-    def bases(self, x):
+    def bases(self, x, training=False):
         return residual_levels(x, tf.unstack(self.gamma))
 
     def get_config(self):

@@ -82,6 +82,7 @@ import tensorflow as tf
 from bnn_tf import introspect
 from bnn_tf.errors import ConfigError
 from bnn_tf.methods._aliases import register_aliases
+from bnn_tf.methods._schedule import EpochSchedule
 
 DEFAULT_B_STAR = 2.0
 EPS = 1e-5
@@ -476,7 +477,7 @@ def set_tau(model: tf.keras.layers.Layer, tau: float) -> int:
 
 
 @tf.keras.utils.register_keras_serializable(package="bnn_tf")
-class TauScheduler(tf.keras.callbacks.Callback):
+class TauScheduler(EpochSchedule):
     """Set ReCU's τ at the start of every epoch and log it as `recu_tau`.
 
     `tau(e) = A·exp(e/epochs) + B` (see `tau_schedule`), from `tau_min`
@@ -524,16 +525,6 @@ class TauScheduler(tf.keras.callbacks.Callback):
             "tau_max": self.tau_max,
             "verbose": self.verbose,
         }
-
-    @classmethod
-    def from_config(cls, config: dict):
-        # Keras' Callback has no from_config; this makes the schedule deserialisable.
-        return cls(**config)
-
-    @classmethod
-    def for_run(cls, *, epochs: int, steps_per_epoch: int | None = None) -> TauScheduler:
-        """The schedule for a run of `epochs` epochs (declared by `ReCUWeightQuantizer`)."""
-        return cls(epochs)
 
     @staticmethod
     def scheduled_variables(model: tf.keras.Model) -> list[tf.Variable]:

@@ -26,6 +26,7 @@ from larq.quantizers import _BaseQuantizer
 
 from bnn_tf import introspect
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods._schedule import EpochSchedule
 
 BETA_START = 1.0
 BETA_END = 100.0
@@ -68,7 +69,7 @@ class SelfBinarizing(_BaseQuantizer):
         return {**super().get_config(), "beta": float(self.beta.numpy())}
 
 
-class SelfBinarizingSchedule(tf.keras.callbacks.Callback):
+class SelfBinarizingSchedule(EpochSchedule):
     """Raise β of every `SelfBinarizing` quantizer at the start of each epoch."""
 
     def __init__(self, epochs: int, *, start: float = BETA_START, end: float = BETA_END):
@@ -89,10 +90,6 @@ class SelfBinarizingSchedule(tf.keras.callbacks.Callback):
         for v in self.scheduled_variables(self.model):
             v.assign(beta)
         self.history.append(beta)
-
-    @classmethod
-    def for_run(cls, *, epochs: int, steps_per_epoch: int | None = None) -> SelfBinarizingSchedule:
-        return cls(epochs)
 
     @staticmethod
     def scheduled_variables(model: tf.keras.Model) -> list[tf.Variable]:

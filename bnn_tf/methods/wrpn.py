@@ -15,9 +15,9 @@ LCE: k-bit operands (k ≥ 2) are not binary: the convs stay float `CONV_2D` (em
 from __future__ import annotations
 
 import tensorflow as tf
-from larq.quantizers import _BaseQuantizer
 
 from bnn_tf.errors import ConfigError
+from bnn_tf.methods._kbit import KBitQuantizer
 
 
 def _quantize(x: tf.Tensor, low: float, levels: float) -> tf.Tensor:
@@ -31,22 +31,14 @@ def _quantize(x: tf.Tensor, low: float, levels: float) -> tf.Tensor:
     return _call(x)
 
 
-class _Wrpn(_BaseQuantizer):
+class _Wrpn(KBitQuantizer):
     def __init__(self, k_bit: int = 2, **kwargs):
         if int(k_bit) < 2:
             raise ConfigError(
                 f"WRPN quantizers need k_bit ≥ 2 (got {k_bit}). Fix: for 1 bit use the binary "
                 "models (bnn_small) with a wider `widths`."
             )
-        self.k_bit = int(k_bit)
-        super().__init__(**kwargs)
-
-    @property
-    def precision(self) -> int:
-        return self.k_bit
-
-    def get_config(self):
-        return {**super().get_config(), "k_bit": self.k_bit}
+        super().__init__(k_bit, **kwargs)
 
 
 @tf.keras.utils.register_keras_serializable(package="bnn_tf", name="wrpn_weight")

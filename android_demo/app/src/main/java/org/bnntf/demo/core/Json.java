@@ -13,6 +13,10 @@ import java.util.Map;
  * List<Object>}, numbers {@code Double}, plus {@code String}, {@code Boolean} and {@code null}.
  */
 public final class Json {
+  // The one-letter escapes after a backslash, and the characters they stand for.
+  private static final String ESCAPES = "\"\\/bfnrt";
+  private static final String ESCAPED = "\"\\/\b\f\n\r\t";
+
   private final String text;
   private int pos;
 
@@ -94,13 +98,10 @@ public final class Json {
 
   private Map<String, Object> readObject() {
     Map<String, Object> map = new LinkedHashMap<>();
-    pos++; // '{'
-    skipWhitespace();
-    if (pos < text.length() && text.charAt(pos) == '}') {
-      pos++;
+    if (opensEmpty('}')) {
       return map;
     }
-    while (true) {
+    do {
       skipWhitespace();
       if (pos >= text.length() || text.charAt(pos) != '"') {
         throw error("expected a string key");
@@ -113,45 +114,48 @@ public final class Json {
       pos++;
       skipWhitespace();
       map.put(key, readValue());
-      skipWhitespace();
-      if (pos >= text.length()) {
-        throw error("unterminated object");
-      }
-      char c = text.charAt(pos++);
-      if (c == '}') {
-        return map;
-      }
-      if (c != ',') {
-        pos--;
-        throw error("expected ',' or '}'");
-      }
-    }
+    } while (!closes('}', "object"));
+    return map;
   }
 
   private List<Object> readArray() {
     List<Object> list = new ArrayList<>();
-    pos++; // '['
-    skipWhitespace();
-    if (pos < text.length() && text.charAt(pos) == ']') {
-      pos++;
+    if (opensEmpty(']')) {
       return list;
     }
-    while (true) {
+    do {
       skipWhitespace();
       list.add(readValue());
-      skipWhitespace();
-      if (pos >= text.length()) {
-        throw error("unterminated array");
-      }
-      char c = text.charAt(pos++);
-      if (c == ']') {
-        return list;
-      }
-      if (c != ',') {
-        pos--;
-        throw error("expected ',' or ']'");
-      }
+    } while (!closes(']', "array"));
+    return list;
+  }
+
+  /** Steps over the opening bracket; true (and over {@code close} too) if nothing is inside. */
+  private boolean opensEmpty(char close) {
+    pos++;
+    skipWhitespace();
+    if (pos < text.length() && text.charAt(pos) == close) {
+      pos++;
+      return true;
     }
+    return false;
+  }
+
+  /** After an element: true at {@code close} (the end), false at ',' (another element). */
+  private boolean closes(char close, String container) {
+    skipWhitespace();
+    if (pos >= text.length()) {
+      throw error("unterminated " + container);
+    }
+    char c = text.charAt(pos++);
+    if (c == close) {
+      return true;
+    }
+    if (c != ',') {
+      pos--;
+      throw error("expected ',' or '" + close + "'");
+    }
+    return false;
   }
 
   private String readString() {
@@ -177,41 +181,23 @@ public final class Json {
         throw error("unterminated escape");
       }
       char e = text.charAt(pos++);
-      switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-          sb.append(e);
-          break;
-        case 'b':
-          sb.append('\b');
-          break;
-        case 'f':
-          sb.append('\f');
-          break;
-        case 'n':
-          sb.append('\n');
-          break;
-        case 'r':
-          sb.append('\r');
-          break;
-        case 't':
-          sb.append('\t');
-          break;
-        case 'u':
-          if (pos + 4 > text.length()) {
-            throw error("short \\u escape");
-          }
-          try {
-            sb.append((char) Integer.parseInt(text.substring(pos, pos + 4), 16));
-          } catch (NumberFormatException ex) {
-            throw error("bad \\u escape");
-          }
-          pos += 4;
-          break;
-        default:
-          throw error("bad escape \\" + e);
+      int simple = ESCAPES.indexOf(e);
+      if (simple >= 0) {
+        sb.append(ESCAPED.charAt(simple));
+        continue;
       }
+      if (e != 'u') {
+        throw error("bad escape \\" + e);
+      }
+      if (pos + 4 > text.length()) {
+        throw error("short \\u escape");
+      }
+      try {
+        sb.append((char) Integer.parseInt(text.substring(pos, pos + 4), 16));
+      } catch (NumberFormatException ex) {
+        throw error("bad \\u escape");
+      }
+      pos += 4;
     }
   }
 
@@ -226,17 +212,11 @@ public final class Json {
     if (text.charAt(pos) == '0') {
       pos++;
     } else {
-      while (pos < text.length() && Character.isDigit(text.charAt(pos))) {
-        pos++;
-      }
+      skipDigits();
     }
     if (pos < text.length() && text.charAt(pos) == '.') {
       pos++;
-      int digits = pos;
-      while (pos < text.length() && Character.isDigit(text.charAt(pos))) {
-        pos++;
-      }
-      if (pos == digits) {
+      if (skipDigits() == 0) {
         throw error("bad fraction");
       }
     }
@@ -245,14 +225,19 @@ public final class Json {
       if (pos < text.length() && (text.charAt(pos) == '+' || text.charAt(pos) == '-')) {
         pos++;
       }
-      int digits = pos;
-      while (pos < text.length() && Character.isDigit(text.charAt(pos))) {
-        pos++;
-      }
-      if (pos == digits) {
+      if (skipDigits() == 0) {
         throw error("bad exponent");
       }
     }
     return Double.valueOf(text.substring(start, pos));
+  }
+
+  /** Steps over a run of decimal digits; returns how many there were. */
+  private int skipDigits() {
+    int start = pos;
+    while (pos < text.length() && Character.isDigit(text.charAt(pos))) {
+      pos++;
+    }
+    return pos - start;
   }
 }

@@ -2,6 +2,7 @@ package org.bnntf.demo.core;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.function.IntToDoubleFunction;
 
 /**
  * Turns an image (ARGB pixels, as {@code Bitmap.getPixels} returns them) into the model input,
@@ -147,6 +148,17 @@ public final class Preprocessor {
 
   /** True when the mean of the border pixels is above 127.5 (a light background). */
   public static boolean hasLightBackground(float[] pixels, int width, int height, int channels) {
+    return hasLightBorder(i -> pixels[i], width, height, channels);
+  }
+
+  /** True when the mean of the border pixels is above 127.5 (a light background). */
+  public static boolean hasLightBackground(int[] pixels, int width, int height, int channels) {
+    // A double holds sums of 8-bit values exactly, so this is the integer comparison.
+    return hasLightBorder(i -> pixels[i], width, height, channels);
+  }
+
+  private static boolean hasLightBorder(
+      IntToDoubleFunction pixel, int width, int height, int channels) {
     double sum = 0;
     long count = 0;
     for (int y = 0; y < height; y++) {
@@ -155,30 +167,12 @@ public final class Preprocessor {
           continue;
         }
         for (int c = 0; c < channels; c++) {
-          sum += pixels[(y * width + x) * channels + c];
+          sum += pixel.applyAsDouble((y * width + x) * channels + c);
         }
         count += channels;
       }
     }
     return count > 0 && 2 * sum > 255.0 * count;
-  }
-
-  /** True when the mean of the border pixels is above 127.5 (a light background). */
-  public static boolean hasLightBackground(int[] pixels, int width, int height, int channels) {
-    long sum = 0;
-    long count = 0;
-    for (int y = 0; y < height; y++) {
-      for (int x = 0; x < width; x++) {
-        if (y != 0 && y != height - 1 && x != 0 && x != width - 1) {
-          continue;
-        }
-        for (int c = 0; c < channels; c++) {
-          sum += pixels[(y * width + x) * channels + c];
-        }
-        count += channels;
-      }
-    }
-    return count > 0 && 2 * sum > 255 * count;
   }
 
   /** The full pre-processing for a model described by {@code meta}; grey or RGB models. */

@@ -37,19 +37,16 @@ public class ModelMetadataTest {
   @Test
   public void rejectsOtherFormatsAndVersions() {
     String json = TestData.metadata("dark", 28, 28, 1, "[\"a\", \"b\", \"c\"]");
-    assertThrows(
-        ModelMetadata.MetadataException.class,
-        () -> ModelMetadata.parse(json.replace("bnn-tf-deploy", "something-else")));
-    assertThrows(
-        ModelMetadata.MetadataException.class,
-        () -> ModelMetadata.parse(json.replace("\"format_version\": 1", "\"format_version\": 2")));
-    assertThrows(
-        ModelMetadata.MetadataException.class,
-        () -> ModelMetadata.parse(json.replace("\"channels\": 1", "\"channels\": 2")));
-    assertThrows(
-        ModelMetadata.MetadataException.class,
-        () -> ModelMetadata.parse(json.replace("\"requires_lce\": true", "\"requires_lce\": 1")));
-    assertThrows(ModelMetadata.MetadataException.class, () -> ModelMetadata.parse("[1, 2]"));
-    assertThrows(ModelMetadata.MetadataException.class, () -> ModelMetadata.parse("{"));
+    String[] rejected = {
+      json.replace("bnn-tf-deploy", "something-else"),
+      json.replace("\"format_version\": 1", "\"format_version\": 2"),
+      json.replace("\"channels\": 1", "\"channels\": 2"),
+      json.replace("\"requires_lce\": true", "\"requires_lce\": 1"),
+      "[1, 2]",
+      "{",
+    };
+    for (String doc : rejected) {
+      assertThrows(doc, ModelMetadata.MetadataException.class, () -> ModelMetadata.parse(doc));
+    }
   }
 }
