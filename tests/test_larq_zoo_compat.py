@@ -12,7 +12,10 @@ strides, padding, pad values, BN settings, activations) and the quantizers
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import sys
 from pathlib import Path
 
 import h5py
@@ -243,3 +246,90 @@ def test_small_variants_train_on_fashion_mnist_and_convert_on_binary_kernels(nam
     xt = fmnist_small["x_test"][:32]
     lite = converters.tflite_predict(flatbuffer, xt)
     assert np.mean(np.argmax(lite, -1) == np.argmax(model.predict(xt, verbose=0), -1)) >= 0.95
+
+
+# --- the benchmark's graph comparison and instruction counting (benchmarks/larq_zoo_compat.py)
+
+
+@pytest.fixture(scope="module")
+def compat():
+    bench_dir = Path(__file__).resolve().parents[1] / "benchmarks"
+    if str(bench_dir) not in sys.path:
+        sys.path.append(str(bench_dir))  # the script imports `harness` as a sibling
+    import larq_zoo_compat
+
+    return larq_zoo_compat
+
+
+def _tiny_flatbuffer(filters: int) -> bytes:
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((16, 16, 3))
+    x = tf.keras.layers.Conv2D(32, 3, padding="same")(inputs)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = lq.layers.QuantConv2D(
+        filters, 3, input_quantizer="ste_sign", kernel_quantizer="ste_sign", use_bias=False
+    )(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    return converters.convert(tf.keras.Model(inputs, tf.keras.layers.Dense(4)(x)))
+
+
+@pytest.fixture(scope="module")
+def tiny_flatbuffers() -> dict[int, bytes]:
+    return {n: _tiny_flatbuffer(n) for n in (32, 64)}
+
+
+def test_op_signature_sees_shapes_that_the_op_sequence_does_not(compat, tiny_flatbuffers):
+    a, b = tiny_flatbuffers[32], tiny_flatbuffers[64]
+    assert compat.op_sequence(a) == compat.op_sequence(b)
+    assert "LceBconv2d" in compat.op_sequence(a)
+    assert compat.op_signature(a) == compat.op_signature(_tiny_flatbuffer(32))
+    sig_a, sig_b = compat.op_signature(a), compat.op_signature(b)
+    assert sig_a != sig_b and all("FLOAT32[1x" in s for s in sig_a if s.startswith("CONV_2D"))
+    diff = compat._sequence_difference(sig_a, sig_b)
+    assert diff["ops"] == {"ours": len(sig_a), "zoo": len(sig_b)}
+    first = diff["first_difference"]
+    assert first["ours"].startswith("LceBconv2d") and first["ours"] != first["zoo"]
+    assert compat._sequence_difference(sig_a, sig_a) == {
+        "ops": {"ours": len(sig_a), "zoo": len(sig_a)},
+        "positions_differing": 0,
+    }
+
+
+def test_callgrind_child_runs_the_model_without_tensorflow(compat, tiny_flatbuffers, tmp_path):
+    import subprocess
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(tiny_flatbuffers[32])
+    np.save(tmp_path / "x.npy", np.zeros((1, 16, 16, 3), "float32"))
+    cmd = [sys.executable, compat.__file__, "--side", "invoke", "--tflite", str(model), str(model),
+           "--input", str(tmp_path / "x.npy"), "--invokes", "2"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": ""}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    # invoke_side raises if TensorFlow was imported (it would dominate the count)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_callgrind_summary_line_is_read(compat, tmp_path):
+    out = tmp_path / "callgrind.out"
+    out.write_text("version: 1\nevents: Ir\nfn=main\n1 5\nsummary: 123456\n")
+    assert compat._callgrind_total(out) == 123456
+    out.write_text("events: Ir\n")
+    with pytest.raises(ValueError, match="summary"):
+        compat._callgrind_total(out)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+def test_instruction_count_of_one_inference_is_repeatable(compat, tiny_flatbuffers, tmp_path):
+    paths = []
+    for n, flatbuffer in tiny_flatbuffers.items():
+        paths.append(tmp_path / f"m{n}.tflite")
+        paths[-1].write_bytes(flatbuffer)
+    x = np.zeros((1, 16, 16, 3), "float32")
+    small, large = compat.count_instructions(paths, x, "indirect", tmp_path, invokes=2)
+    assert len(small) == len(large) == 2 and min(small) > 0
+    # two inferences after the warm-up cost the same, up to the Python loop around them
+    # (≈ 3k instructions; an ImageNet model's inference is 10⁸–10¹⁰)
+    assert abs(small[0] - small[1]) < 10_000 and abs(large[0] - large[1]) < 10_000
+    assert min(large) > max(small)  # twice the binary conv's output channels
+    assert not list(tmp_path.glob("callgrind.*"))  # the dumps are read and removed
