@@ -45,8 +45,7 @@ BENCHMARK = harness.Benchmark(
         "larq_baseline_60min": ["--minutes", "60", "--seed", "0", "--name", "larq_baseline_60min"]
     },
     smoke_args=["--minutes", "1.5", "--limit-train", "512", "--limit-test", "256",
-                "--model-kwargs", '{"num_blocks": [1, 1, 1, 1]}', "--name", "larq_baseline_smoke",
-                "--results-dir", "{tmp}"],
+                "--model-kwargs", '{"num_blocks": [1, 1, 1, 1]}', "--name", "larq_baseline_smoke"],
 )  # fmt: skip
 
 VALIDATION_SHARE = 0.1
