@@ -22,6 +22,13 @@ import tensorflow as tf
 
 from bnn_tf.errors import ConfigError
 
+# Why a file can fail although the options match: a model of the same name whose layout
+# differs from larq-zoo's (the only one today).
+_OTHER_LAYOUT = (
+    " (e.g. larq-zoo's MeliusNet22 does not load into bnn-tf's meliusnet22, an LCE-oriented "
+    "layout: docs/larq_zoo.md)"
+)
+
 
 def _file_layers(path: Path) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
     import h5py
@@ -66,7 +73,8 @@ def load_larq_zoo_weights(model: tf.keras.Model, path: str | Path) -> tf.keras.M
                 f"weights file {path.name}: layer #{index} with weights differs: model layer "
                 f"{layer.name!r} ({type(layer).__name__}) has weights {ours_shapes}, file layer "
                 f"{file_name!r} has {file_shapes}. Fix: build the model with the "
-                "input_shape / num_classes / include_top the file was saved with."
+                "input_shape / num_classes / include_top the file was saved with; if those "
+                f"match, the file was saved from another architecture{_OTHER_LAYOUT}."
             )
         pairs.extend(zip(layer.weights, (v for _, v in values), strict=True))
     if len(ours) != len(file_layers):
@@ -78,7 +86,8 @@ def load_larq_zoo_weights(model: tf.keras.Model, path: str | Path) -> tf.keras.M
         raise ConfigError(
             f"weights file {path.name} has {len(file_layers)} layers with weights, the model "
             f"{len(ours)}: {first}. Fix: build the model with the include_top / num_classes "
-            "the file was saved with."
+            "the file was saved with; if those match, the file was saved from another "
+            f"architecture{_OTHER_LAYOUT}."
         )
     tf.keras.backend.batch_set_value(pairs)
     return model
