@@ -37,6 +37,14 @@ class InvalidDataError(BnnTfError, ValueError):
     """A data file exists but is not in the expected format (corrupt or wrong file)."""
 
 
+def check_momentum(momentum: float, owner: str = "") -> float:
+    """`momentum` as a float, for a moving average m·old + (1 − m)·new; ConfigError unless 0 ≤ m < 1."""
+    if not 0 <= momentum < 1:
+        prefix = f"{owner} " if owner else ""
+        raise ConfigError(f"{prefix}momentum must be in [0, 1) (got {momentum}).")
+    return float(momentum)
+
+
 def moved_names(module: str, moved: Mapping[str, str]) -> Callable[[str], NoReturn]:
     """A module `__getattr__` for names that moved up to `bnn_tf.experiment` (issue 18).
 

@@ -57,7 +57,7 @@ from collections.abc import Callable
 import larq as lq
 import tensorflow as tf
 
-from bnn_tf.errors import ConfigError
+from bnn_tf.errors import ConfigError, check_momentum
 from bnn_tf.methods import multibasis
 from bnn_tf.methods.multibasis import ActivationBases, Bases, WeightBases, register_alias
 
@@ -114,10 +114,8 @@ class _LearnedBasis:
     def __init__(self, bits: int = 2, momentum: float = 0.9, **kwargs):
         if int(bits) < 1:
             raise ConfigError(f"LQ-Net bits must be ≥ 1 (got {bits}).")
-        if not 0 <= momentum < 1:
-            raise ConfigError(f"LQ-Net momentum must be in [0, 1) (got {momentum}).")
         self.bits = self.num_bases = int(bits)
-        self.momentum = float(momentum)
+        self.momentum = check_momentum(momentum, "LQ-Net")
         super().__init__(**kwargs)
 
     def get_config(self):

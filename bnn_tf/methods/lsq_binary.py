@@ -52,7 +52,7 @@ import math
 import larq as lq
 import tensorflow as tf
 
-from bnn_tf.errors import ConfigError
+from bnn_tf.errors import ConfigError, check_momentum
 from bnn_tf.methods.abc_net import SCALES, reduce_axes
 from bnn_tf.methods.multibasis import (
     ActivationBases,
@@ -201,10 +201,8 @@ class LsqActivation(ActivationBases):
 
     def __init__(self, mode: str = "2bit", momentum: float = 0.9, **kwargs):
         _check_mode(mode)
-        if not 0 <= momentum < 1:
-            raise ConfigError(f"LsqActivation momentum must be in [0, 1) (got {momentum}).")
         self.mode = mode
-        self.momentum = float(momentum)
+        self.momentum = check_momentum(momentum, "LsqActivation")
         self.num_bases = MODES[mode]
         super().__init__(**kwargs)
 

@@ -22,7 +22,7 @@ import math
 
 import tensorflow as tf
 
-from bnn_tf.errors import ConfigError
+from bnn_tf.errors import ConfigError, check_momentum
 
 
 def range_scale_constant(n: int) -> float:
@@ -42,10 +42,9 @@ class RangeBatchNormalization(tf.keras.layers.Layer):
     """
 
     def __init__(self, momentum: float = 0.9, epsilon: float = 1e-5, **kwargs):
-        if not 0 <= momentum < 1:
-            raise ConfigError(f"momentum must be in [0, 1) (got {momentum}).")
+        momentum = check_momentum(momentum)
         super().__init__(**kwargs)
-        self.momentum = float(momentum)
+        self.momentum = momentum
         self.epsilon = float(epsilon)
 
     def build(self, input_shape):
