@@ -423,6 +423,7 @@ def interleaved(
     rounds: int,
     warmup: int = 2,
     cpu_clock: Callable[[], float] = time.process_time,
+    alternate: bool = False,
 ) -> dict[str, Timing]:
     """Time every function `rounds` times, one call of each per round (A, B, A, B, ...).
 
@@ -431,6 +432,8 @@ def interleaved(
     `warmup` untimed calls of each come first (tracing, allocation).
     `cpu_clock` is `time.process_time` (all threads: TensorFlow's pools) or
     `time.thread_time` (only the caller's thread, e.g. a 1-thread interpreter).
+    `alternate` reverses the order every other round (AB, BA, ...), so neither
+    function always runs right after the other (warm caches, turbo state).
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -438,8 +441,10 @@ def interleaved(
         for _ in range(warmup):
             fn()
     timings = {k: Timing() for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
+    keys = list(fns)
+    for i in range(rounds):
+        for k in keys[::-1] if alternate and i % 2 else keys:
+            fn = fns[k]
             wall, cpu = time.perf_counter(), cpu_clock()
             fn()
             timings[k].cpu_ms.append((cpu_clock() - cpu) * 1e3)

@@ -15,8 +15,10 @@ budget if it is slower than planned).
         --name larq_baseline_60min
 
 Writes `benchmarks/results/<name>.json` and `.png` (test accuracy per epoch
-against cumulative minutes). Compare with `bnn-tf train meliusnet_small
---time-budget 60 ...` (benchmarks/results/budget_60min.json).
+against cumulative minutes). `--compare RESULT.json` (a `train_budget.py`
+record of `bnn-tf train ... --time-budget` at the same budget) puts that run
+beside this one: both curves in the PNG, and in the JSON both final
+accuracies, minutes and the difference in points.
 """
 
 from __future__ import annotations
@@ -91,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--name", required=True)
+    parser.add_argument(
+        "--compare", default=None,
+        help="a train_budget.py result JSON at the same budget, reported beside this run",
+    )  # fmt: skip
     harness.data_options(parser, limit_train=None, limit_test=None)
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -132,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     took = time.perf_counter() - start
 
     record = harness.Recorder(BENCHMARK, argv, args.results_dir)
+    ours = _compared(args.compare, float(final)) if args.compare else None
     body = {
         "conditions": "see load_average_when_recorded; the run's own log is in the history",
         "model": args.model,
@@ -151,19 +158,42 @@ def main(argv: list[str] | None = None) -> int:
         "final_test_accuracy": float(final),
         "history": history.rows,
     }
+    # validation accuracy per epoch on both sides (bnn-tf's history has no per-epoch test)
+    curves = {f"plain larq {args.model} (seed {args.seed}): {final:.4f} test":
+              (list(np.cumsum([r["seconds"] for r in history.rows]) / 60),
+               [r["val_accuracy"] for r in history.rows])}  # fmt: skip
+    if ours is not None:
+        curves[ours.pop("label")] = ours.pop("curve")
+        body["compared_with"] = ours
     record.write_json(args.name, body)
     fig, ax = harness.figure()
-    minutes = np.cumsum([r["seconds"] for r in history.rows]) / 60
     harness.curves(
-        ax, {f"plain larq {args.model} (seed {args.seed})":
-             (list(minutes), [r["test_accuracy"] for r in history.rows])},
-        xlabel="cumulative training minutes (2-core CPU)", ylabel="Fashion-MNIST test accuracy",
+        ax, curves,
+        xlabel="cumulative training minutes (2-core CPU)", ylabel="validation accuracy",
         title=f"plain larq: {final:.4f} in {took / 60:.1f} of {args.minutes:g} min",
     )  # fmt: skip
     record.write_png(args.name, fig)
     print(f"plain larq {args.model}: test accuracy {final:.4f} after {len(history.rows)} epochs, "
           f"{took / 60:.1f} min")  # fmt: skip
     return 0
+
+
+def _compared(path: str, baseline: float) -> dict:
+    """The bnn-tf run of `path` (a train_budget.py record): its result and validation curve."""
+    with open(path, encoding="utf-8") as f:
+        run = json.load(f)
+    accuracy = float(run["final_test_accuracy"])
+    return {
+        "file": path,
+        "command": run.get("command"),
+        "final_test_accuracy": accuracy,
+        "train_minutes": run.get("train_minutes"),
+        "epochs": run.get("epochs"),
+        "difference_points": round(100 * (accuracy - baseline), 2),
+        "label": f"bnn-tf {run.get('model')} (seed {run.get('seed')}): {accuracy:.4f} test",
+        "curve": (list(np.cumsum([r["seconds"] for r in run["history"]]) / 60),
+                  [r["val_accuracy"] for r in run["history"]]),
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

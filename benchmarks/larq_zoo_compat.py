@@ -59,6 +59,7 @@ instruction count, which the load does not move.
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import importlib.util
 import json
@@ -109,7 +110,8 @@ MODELS: dict[str, str] = {
     "binary_densenet37": "literature.BinaryDenseNet37",
     "binary_densenet37_dilated": "literature.BinaryDenseNet37Dilated",
     "binary_densenet45": "literature.BinaryDenseNet45",
-    "meliusnet22": "literature.MeliusNet22",
+    "meliusnet22": "literature.MeliusNet22",  # our LCE layout: census and speed only
+    "meliusnet22_larq_zoo": "literature.MeliusNet22",  # larq-zoo's layout: loads its weights
 }
 LCE_BINARY_OPS = ("LceBconv2d", "LceQuantize", "LceDequantize", "LceBMaxPool2d")
 
@@ -320,37 +322,33 @@ def _time_interleaved(flatbuffers: dict[str, bytes], x: np.ndarray, pairs: int) 
 
     On a shared, oversubscribed machine a single call can take 2–5× its quiet-machine
     time; the paired ratio (median over rounds of ours/zoo of the same round) and the
-    minimum per model are the robust summaries, the medians are reported too.
+    minimum per model are the robust summaries, the medians are reported too. The CPU
+    time is the calling thread's (the interpreter runs there with 1 thread): time spent
+    waiting for a core while other jobs run is not in it, cache contention is.
     """
     from bnn_tf.converters.runtime import make_interpreter
 
     interpreters = {k: make_interpreter(v, num_threads=1) for k, v in flatbuffers.items()}
     sample = x[:1]
-    for it in interpreters.values():
-        it.predict(sample)  # warm-up
-    keys = list(interpreters)
-    times: dict[str, list[float]] = {k: [] for k in keys}
-    # CPU time of this thread (the interpreter runs in the caller with 1 thread): time
-    # spent waiting for a core while other jobs run is not in it, cache contention is
-    cpu: dict[str, list[float]] = {k: [] for k in keys}
-    for i in range(pairs):
-        for key in keys if i % 2 == 0 else keys[::-1]:
-            start, start_cpu = time.perf_counter(), time.thread_time()
-            interpreters[key].predict(sample)
-            cpu[key].append((time.thread_time() - start_cpu) * 1e3)
-            times[key].append((time.perf_counter() - start) * 1e3)
+    timings = harness.interleaved(
+        {k: functools.partial(it.predict, sample) for k, it in interpreters.items()},
+        rounds=pairs, warmup=1, cpu_clock=time.thread_time, alternate=True,
+    )  # fmt: skip
     outputs = {k: np.asarray(it.predict(x[:4])) for k, it in interpreters.items()}
 
-    def paired(values: dict[str, list[float]]) -> float:
-        ratios = [a / b for a, b in zip(values["ours"], values["zoo"], strict=True)]
-        return round(float(np.median(ratios)), 3)
+    def paired(attr: str) -> float:
+        ours, zoo = getattr(timings["ours"], attr), getattr(timings["zoo"], attr)
+        return round(float(np.median([a / b for a, b in zip(ours, zoo, strict=True)])), 3)
+
+    def per_model(attr: str, stat) -> dict[str, float]:
+        return {k: round(float(stat(getattr(t, attr))), 2) for k, t in timings.items()}
 
     return {
-        "median_ms": {k: round(float(np.median(v)), 2) for k, v in times.items()},
-        "min_ms": {k: round(float(np.min(v)), 2) for k, v in times.items()},
-        "paired_ratio_median": paired(times),
-        "cpu_median_ms": {k: round(float(np.median(v)), 2) for k, v in cpu.items()},
-        "cpu_paired_ratio_median": paired(cpu),
+        "median_ms": per_model("wall_ms", np.median),
+        "min_ms": per_model("wall_ms", np.min),
+        "paired_ratio_median": paired("wall_ms"),
+        "cpu_median_ms": per_model("cpu_ms", np.median),
+        "cpu_paired_ratio_median": paired("cpu_ms"),
         "pairs": pairs,
         "outputs": outputs,
     }

@@ -250,6 +250,9 @@ def train(
         return precision.with_precision(zoo.build(config.model, **shape, **kwargs), low)
 
     low = precision.check_precision(config.precision)
+    slow = precision.emulation_warning(low)
+    if slow:
+        log(slow)
 
     # Built now to see what Bop would train; a flat run trains this very model.
     first = [build()]

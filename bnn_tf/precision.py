@@ -53,6 +53,46 @@ def check_precision(precision: str | None) -> str:
     return resolved
 
 
+# CPU flags (Linux /proc/cpuinfo) of native bfloat16 arithmetic: x86 AVX512-BF16 / AMX-BF16,
+# Arm's BF16 extension.
+_BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
+
+
+def native_bfloat16(cpuinfo: str | None = None) -> bool | None:
+    """Whether this CPU computes bfloat16 natively; None when it cannot tell (no /proc/cpuinfo).
+
+    Without it oneDNN emulates bfloat16, and a bfloat16 step is slower than a float32 one
+    (meliusnet_small, 2 cores: 1.34 s vs 0.52 s per step on a Xeon without AVX512-BF16;
+    0.49 s vs 0.68 s on an EPYC with it).
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return None
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    if not flags:
+        return None
+    return bool(flags & _BF16_FLAGS)
+
+
+def emulation_warning(precision: str | None) -> str | None:
+    """A warning when `precision` computes in bfloat16 on a CPU that would emulate it."""
+    resolved = check_precision(precision)
+    if resolved == FLOAT32 or native_bfloat16() is not False:
+        return None
+    return (
+        f"warning: --precision {resolved} on a CPU without native bfloat16 (no avx512_bf16 / "
+        "amx_bf16 in /proc/cpuinfo): oneDNN emulates it and training is slower than in "
+        "float32 (2.6× per step measured for meliusnet_small). Fix: --precision float32."
+    )
+
+
 def _keras_policy(precision: str) -> str:
     return FLOAT32 if precision == FLOAT32 else MIXED_BFLOAT16
 

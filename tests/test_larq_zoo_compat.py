@@ -32,11 +32,16 @@ from bnn_tf.models._layer_table import layer_table
 from bnn_tf.models._weights import load_larq_zoo_weights
 
 GOLDEN = Path(__file__).parent / "data" / "larq_zoo_golden"
-LAYER_FOR_LAYER = sorted(p.stem for p in GOLDEN.glob("*.json") if p.stem != "meliusnet22")
+LAYER_FOR_LAYER = sorted(p.stem for p in GOLDEN.glob("*.json"))
+# golden file → our model, where the names differ: `meliusnet22` is the LCE layout
+OURS = {"meliusnet22": "meliusnet22_larq_zoo"}
 # larq-zoo's layers that are written differently here and compute the same thing
 EQUIVALENT = {
     ("TFOpLambda", "Add"),  # `x + residual` → an Add layer
     ("Lambda", "Identity"),  # R2B's identity Lambda → Identity (survives safe_mode)
+    ("Lambda", "ChannelSplit"),  # MeliusNet's grouped stem: tf.split
+    ("Lambda", "Concatenate"),  # MeliusNet: tf.concat
+    ("Lambda", "AddToLastChannels"),  # MeliusNet's improvement merge x + pad(i)
 }
 
 
@@ -105,13 +110,13 @@ def test_golden_data_covers_every_model_of_the_issue():
         "real_to_binary_net", "meliusnet22",
     }  # fmt: skip
     assert expected <= {p.stem for p in GOLDEN.glob("*.json")}
-    assert expected <= set(zoo.available())
+    assert {OURS.get(name, name) for name in expected} <= set(zoo.available())
 
 
 @pytest.mark.parametrize("name", LAYER_FOR_LAYER)
 def test_graph_matches_larq_zoo_layer_for_layer(name):
     golden = _golden(name)
-    model = _ours(name)
+    model = _ours(OURS.get(name, name))
     ours = layer_table(model)
     assert ours["params"] == golden["params"]
     assert ours["output_shape"] == golden["output_shape"]
@@ -136,10 +141,10 @@ def test_clip_by_value_activation_is_larq_zoos():
 
 
 def test_meliusnet22_has_larq_zoos_size_and_binary_convs():
-    """Our MeliusNet22 is LCE-oriented (pad value 1 instead of 0, `PreSignBatchNorm`, one BN
+    """Our `meliusnet22` is LCE-oriented (pad value 1 instead of 0, `PreSignBatchNorm`, one BN
     per group in the grouped stem), so it is not layer-for-layer larq-zoo's and its weights
-    are not interchangeable (docs/larq_zoo.md); it has the same parameter count and the
-    same binary convs, in the same order."""
+    are not interchangeable (`meliusnet22_larq_zoo` is, docs/larq_zoo.md); it has the same
+    parameter count and the same binary convs, in the same order."""
     golden = _golden("meliusnet22")
     tf.keras.backend.clear_session()
     ours = layer_table(zoo.build("meliusnet22", num_classes=1000))
@@ -149,6 +154,17 @@ def test_meliusnet22_has_larq_zoos_size_and_binary_convs():
         return [r["weight_shapes"] for r in table["layers"] if r["class"] == "QuantConv2D"]
 
     assert binary(ours) == binary(golden) and len(binary(ours)) == 2 * (4 + 5 + 4 + 4)
+
+
+def test_add_to_last_channels_is_larq_zoos_improvement_merge(rng):
+    from bnn_tf.methods.melius import AddToLastChannels
+
+    x = rng.normal(size=(2, 3, 3, 10)).astype("float32")
+    w = rng.normal(size=(2, 3, 3, 4)).astype("float32")
+    want = x + np.pad(w, [(0, 0), (0, 0), (0, 0), (6, 0)])  # larq-zoo: x + tf.pad(w, ...)
+    np.testing.assert_allclose(AddToLastChannels()([x, w]), want, rtol=1e-7)
+    with pytest.raises(ConfigError, match="cannot add 10 channels"):
+        AddToLastChannels()([w, x])
 
 
 def _save_h5(model: tf.keras.Model, path: Path) -> None:

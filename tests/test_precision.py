@@ -167,3 +167,27 @@ def test_a_run_trains_in_bfloat16_and_saves_float32(tmp_path, fmnist):
     x = data.preprocess(fmnist.x_test[:256])
     accuracy = float(np.mean(saved_model.predict(x, verbose=0).argmax(1) == fmnist.y_test[:256]))
     assert accuracy == pytest.approx(summary["test_accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "native"),
+    [
+        ("processor : 0\nflags : fpu sse avx512f avx512_vnni\n", False),  # Xeon without BF16
+        ("processor : 0\nflags : fpu avx512f avx512_bf16 avx512_vnni\n", True),  # EPYC Zen 4
+        ("processor : 0\nflags : fpu amx_bf16 amx_tile\n", True),  # Sapphire Rapids
+        ("processor : 0\nFeatures : fp asimd bf16 i8mm\n", True),  # Arm with BF16
+        ("processor : 0\nFeatures : fp asimd crc32\n", False),  # Cortex-A72 (Pi 4)
+        ("processor : 0\nmodel name : something\n", None),  # no flag line: unknown
+    ],
+)
+def test_native_bfloat16_reads_the_cpu_flags(cpuinfo, native):
+    assert precision.native_bfloat16(cpuinfo) is native
+
+
+def test_bfloat16_on_an_emulating_cpu_warns_with_the_fix(monkeypatch):
+    monkeypatch.setattr(precision, "native_bfloat16", lambda cpuinfo=None: False)
+    message = precision.emulation_warning("binary_bfloat16")
+    assert "emulates" in message and "Fix: --precision float32" in message
+    assert precision.emulation_warning("float32") is None
+    monkeypatch.setattr(precision, "native_bfloat16", lambda cpuinfo=None: True)
+    assert precision.emulation_warning("mixed_bfloat16") is None

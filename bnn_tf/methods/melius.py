@@ -130,6 +130,36 @@ class ChannelSplit(tf.keras.layers.Layer):
 
 
 @tf.keras.utils.register_keras_serializable(package="bnn_tf")
+class AddToLastChannels(tf.keras.layers.Layer):
+    """`[x, w] → x + Pad(w)`: add `w` (k channels) to the last k channels of `x`.
+
+    MeliusNet's improvement merge as larq-zoo 2.4 writes it (a `Lambda` there,
+    `x + tf.pad(w, [..., [C − k, 0]])`), as a serialisable layer with the same
+    TFLite ops (PAD, ADD). The LCE layout (`improvement_block`) computes the same
+    sum as `Concatenate([x_prev, d + i])` without the PAD; this layer exists for
+    the larq-zoo-compatible graph (`meliusnet22_larq_zoo`), whose layer order
+    larq-zoo weight files rely on.
+    """
+
+    def build(self, input_shape):
+        x_shape, w_shape = (tf.TensorShape(s) for s in input_shape)
+        if int(w_shape[-1]) > int(x_shape[-1]):
+            raise ConfigError(
+                f"{self.name}: cannot add {int(w_shape[-1])} channels to a "
+                f"{int(x_shape[-1])}-channel map. Fix: pass [wide map, narrow update]."
+            )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        x, w = inputs
+        lead = int(x.shape[-1]) - int(w.shape[-1])
+        return x + tf.pad(w, [[0, 0], [0, 0], [0, 0], [lead, 0]])
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape[0])
+
+
+@tf.keras.utils.register_keras_serializable(package="bnn_tf")
 class PreSignBatchNorm(tf.keras.layers.BatchNormalization):
     """BatchNorm that feeds only a sign quantizer; folds to one ADD at inference.
 
