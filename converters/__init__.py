@@ -33,6 +33,7 @@ from bnn_tf.converters.groups import (  # noqa: E402
     split_grouped_convs,
 )
 from bnn_tf.converters.inspection import OpReport, inspect  # noqa: E402
+from bnn_tf.converters.kernel_fold import fold_kernel_quantizers  # noqa: E402
 from bnn_tf.converters.lint import LayerLint, LintReport, binary_conv_layers, lint  # noqa: E402
 from bnn_tf.converters.portable import (  # noqa: E402
     PortableComparison,
@@ -60,6 +61,7 @@ __all__ = [
     "BenchResult",
     "BinaryDenseConv",
     "GroupSplitConv2D",
+    "fold_kernel_quantizers",
     "KERNELS",
     "ConversionReport",
     "ConversionResult",

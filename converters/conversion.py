@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from bnn_tf import atomic, precision
 from bnn_tf.converters.groups import split_grouped_convs
+from bnn_tf.converters.kernel_fold import fold_kernel_quantizers
 from bnn_tf.converters.tflite_model import TfliteModel, parse
 from bnn_tf.errors import InvalidModelFileError
 
@@ -66,6 +67,7 @@ def convert(
     *,
     target: str = "arm",
     split_groups: bool = True,
+    fold_kernels: bool = True,
 ) -> bytes:
     """Convert a Keras model (object or file) to an LCE TFLite flatbuffer.
 
@@ -85,6 +87,8 @@ def convert(
         split_groups: False keeps grouped binary convs as one grouped
             `LceBconv2d` each; such a model runs only on the indirect-BGEMM
             kernel (`benchmarks/grouped_split.py` measures the difference).
+        fold_kernels: False leaves large kernel quantizers to TensorFlow (they
+            then run at inference time, and LCE keeps those layers float).
 
     Returns:
         The flatbuffer bytes.
@@ -94,6 +98,8 @@ def convert(
     keras_model = load_model(model)
     if split_groups:
         keras_model = split_grouped_convs(keras_model)
+    if fold_kernels:
+        keras_model = fold_kernel_quantizers(keras_model)
     # LCE logs its SavedModel→frozen-graph fallback through the `tensorflow`
     # logger/warnings; capture both so the user is told once, clearly.
     with warnings.catch_warnings(record=True) as caught:
