@@ -25,8 +25,8 @@ from bnn_tf.errors import ConfigError
 # Why a file can fail although the options match: a model of the same name whose layout
 # differs from larq-zoo's (the only one today).
 _OTHER_LAYOUT = (
-    " (e.g. larq-zoo's MeliusNet22 does not load into bnn-tf's meliusnet22, an LCE-oriented "
-    "layout: docs/larq_zoo.md)"
+    " (e.g. larq-zoo's MeliusNet22 loads into meliusnet22_larq_zoo, not into meliusnet22, an "
+    "LCE-oriented layout: docs/larq_zoo.md)"
 )
 
 
