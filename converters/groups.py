@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import tensorflow as tf
 
 from bnn_tf import introspect
+from bnn_tf.converters.rewrite import is_functional, rewrite_layers, same_outputs
 from bnn_tf.converters.rules import is_binary_conv
 from bnn_tf.errors import ConfigError
 
@@ -208,15 +208,8 @@ def split_layer(layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer:
 
 
 def _check_same(layer, new) -> None:
-    shape = tf.TensorShape(layer.input_shape).as_list()
-    shape[0] = 2
-    if any(d is None for d in shape):
-        return  # dynamic spatial size: no probe input; the per-group algebra is exact
-    x = tf.constant(np.random.default_rng(0).normal(size=shape).astype(np.float32))
-    want = np.asarray(layer(x, training=False))
-    got = np.asarray(new(x, training=False))
-    scale = float(np.abs(want).max()) or 1.0
-    if want.shape != got.shape or not np.allclose(got, want, rtol=1e-4, atol=1e-4 * scale):
+    # dynamic spatial size (no probe, None): the per-group algebra is exact
+    if same_outputs(layer, new, rtol=1e-4) is False:
         raise ConfigError(
             f"{layer.name}: the per-group form of this {type(layer).__name__} does not compute "
             "the grouped layer's outputs, so it is kept grouped."
@@ -255,10 +248,7 @@ def split_grouped_convs(model: tf.keras.Model) -> tf.keras.Model:
             )
     if not targets:
         return model
-    functional = getattr(model, "_is_graph_network", False) or isinstance(
-        model, tf.keras.Sequential
-    )
-    if not functional:
+    if not is_functional(model):
         log.warning(
             "%s is a subclassed model: its grouped binary convs cannot be split; LCE's default "
             "kernel will not run it. Build it with the functional API.",
@@ -266,29 +256,16 @@ def split_grouped_convs(model: tf.keras.Model) -> tf.keras.Model:
         )
         return model
 
-    replaced: dict[str, tf.keras.layers.Layer] = {}
+    def replace(layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer | None:
+        if id(layer) not in targets:
+            return None
+        try:
+            return split_layer(layer)
+        except ConfigError as exc:
+            log.warning("%s", exc)
+            return None
 
-    def clone(layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer:
-        if isinstance(layer, tf.keras.Model):
-            return split_grouped_convs(layer)
-        if id(layer) in targets:
-            try:
-                new = split_layer(layer)
-            except ConfigError as exc:
-                log.warning("%s", exc)
-            else:
-                replaced[layer.name] = new
-                return new
-        return layer.__class__.from_config(layer.get_config())
-
-    new_model = tf.keras.models.clone_model(model, clone_function=clone)
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.InputLayer) or layer.name in replaced:
-            continue
-        target = new_model.get_layer(layer.name)
-        if target is not layer:
-            target.set_weights(layer.get_weights())
-    return new_model
+    return rewrite_layers(model, replace)
 
 
 __all__ = [

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from bnn_tf import introspect
+from bnn_tf.converters.rewrite import is_functional, rewrite_layers, same_outputs
 
 log = logging.getLogger("bnn_tf")
 
@@ -65,15 +66,8 @@ def folded_layer(layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer:
 
 
 def _check_same(layer: tf.keras.layers.Layer, new: tf.keras.layers.Layer) -> None:
-    shape = tf.TensorShape(layer.input_shape).as_list()
-    shape[0] = 2
-    if any(d is None for d in shape):
-        return  # no probe without a static shape; the kernel is the quantizer's own output
-    x = tf.constant(np.random.default_rng(0).normal(size=shape).astype(np.float32))
-    want = np.asarray(layer(x, training=False))
-    got = np.asarray(new(x, training=False))
-    scale = float(np.abs(want).max()) or 1.0
-    if not np.allclose(got, want, rtol=1e-5, atol=1e-5 * scale):
+    # no static input shape (None): the kernel is the quantizer's own output, nothing to probe
+    if same_outputs(layer, new, rtol=1e-5) is False:
         raise ValueError(f"{layer.name}: the precomputed kernel does not give the layer's outputs")
 
 
@@ -88,39 +82,24 @@ def fold_kernel_quantizers(
     targets = {id(layer) for layer in introspect.layers(model) if needs_folding(layer, min_bytes)}
     if not targets:
         return model
-    functional = getattr(model, "_is_graph_network", False) or isinstance(
-        model, tf.keras.Sequential
-    )
-    if not functional:
+    if not is_functional(model):
         log.warning(
             "%s is a subclassed model: its kernels over %g MiB are not precomputed, and LCE may "
             "keep their quantizers at inference. Build it with the functional API.",
             model.name, (FOLD_MIN_BYTES if min_bytes is None else min_bytes) / 2**20,
         )  # fmt: skip
         return model
-    replaced: set[str] = set()
 
-    def clone(layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer:
-        if isinstance(layer, tf.keras.Model):
-            return fold_kernel_quantizers(layer, min_bytes=min_bytes)
-        if id(layer) in targets:
-            try:
-                new = folded_layer(layer)
-            except ValueError as exc:  # a quantizer that is not a function of the kernel alone
-                log.warning("%s; its kernel quantizer stays in the graph.", exc)
-            else:
-                replaced.add(layer.name)
-                return new
-        return layer.__class__.from_config(layer.get_config())
+    def replace(layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer | None:
+        if id(layer) not in targets:
+            return None
+        try:
+            return folded_layer(layer)
+        except ValueError as exc:  # a quantizer that is not a function of the kernel alone
+            log.warning("%s; its kernel quantizer stays in the graph.", exc)
+            return None
 
-    new_model = tf.keras.models.clone_model(model, clone_function=clone)
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.InputLayer) or layer.name in replaced:
-            continue
-        target = new_model.get_layer(layer.name)
-        if target is not layer:
-            target.set_weights(layer.get_weights())
-    return new_model
+    return rewrite_layers(model, replace)
 
 
 __all__ = ["FOLD_MIN_BYTES", "fold_kernel_quantizers", "folded_layer", "needs_folding"]
