@@ -618,6 +618,10 @@ def ours_side(args, argv: list[str] | None) -> None:
                 if row["weight_load"] == "ok":
                     o = timing["outputs"]
                     row["tflite_rel_diff_probs"] = _relative(o["ours"], o["zoo"])
+            elif row["weight_load"] == "ok":
+                # larq-zoo's does not convert: our .tflite against larq-zoo's Keras outputs
+                lite = converters.tflite_predict(fbs["ours"], x)
+                row["tflite_rel_diff_probs_vs_zoo_keras"] = _relative(lite, ref["probs"])
         row["run"] = _run_record(recorder)
         # both flatbuffers unchanged: an earlier instruction count still describes them
         keep = INSTRUCTION_KEYS if row.get("ours_tflite_reused") else ()
@@ -933,7 +937,13 @@ def report(args, argv: list[str] | None = None) -> None:
             if "latency_ratio_paired_median" in r:
                 latency += f" ({r['latency_ratio_paired_median']:.2f})"
             if "zoo_convert_error" in r:
-                latency = "— (LCE's converter fails on both)"
+                latency = (
+                    "— (LCE's converter fails on both)"
+                    if "ours_convert_error" in r
+                    else "— (larq-zoo's does not convert; ours does, its .tflite within "
+                    f"{r.get('tflite_rel_diff_probs_vs_zoo_keras', float('nan')):.1e} of "
+                    "larq-zoo's Keras)"
+                )
             print(
                 f"| `{r['model']}` | {params} | {_pair({'s': size}, 's', '{:.2f}')} "
                 f"| {_pair(r, 'float_ops')} | {latency} | {_weight_check(r, short=True)} |"
