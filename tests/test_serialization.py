@@ -137,6 +137,11 @@ def _group_split_layer():
 
 # Classes that need more than their constructor's required arguments.
 FACTORIES = {"GroupSplitConv2D": _group_split_layer}
+# Layers that take more than one tensor: how to call them on the one test input.
+WIRING = {
+    # [wide map, narrow update]: the update is a 1×1 conv of the input to 8 channels
+    "AddToLastChannels": lambda layer, x: layer([x, tf.keras.layers.Conv2D(8, 1)(x)]),
+}
 
 
 def _randomise(model: tf.keras.Model, seed: int) -> None:
@@ -154,7 +159,7 @@ def _layer_model(cls: type) -> tf.keras.Model:
         inputs = tf.keras.Input(shape, batch_size=1)
         try:
             layer = FACTORIES[cls.__name__]() if cls.__name__ in FACTORIES else instantiate(cls)
-            out = layer(inputs)
+            out = WIRING[cls.__name__](layer, inputs) if cls.__name__ in WIRING else layer(inputs)
         except LookupError:
             raise
         except Exception as exc:  # noqa: BLE001  try the next input rank
