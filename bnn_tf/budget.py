@@ -44,8 +44,12 @@ from bnn_tf.errors import ConfigError
 # Share of the budget kept free for what the measurement does not see (epoch-end
 # checkpoints, plots, the Python between epochs).
 MARGIN = 0.05
-# Batches timed after the first one (which traces the graph).
-MEASURED_STEPS = 8
+# Batches timed after the first one (which traces the graph) and the warm-up ones.
+MEASURED_STEPS = 12
+# Batches after tracing that run slower than the rest of the epoch (oneDNN creates its
+# primitives, tf.data's AUTOTUNE ramps up): on meliusnet_small the 8 right after tracing took
+# 1.17x the steady step, so a plan built on them left a sixth of the budget unused.
+WARMUP_STEPS = 4
 VALIDATION_STEPS = 3
 # Forward pass of the teacher in a distillation step, as a share of its training step.
 TEACHER_FORWARD_SHARE = 0.5
@@ -112,15 +116,18 @@ def measure_steps(
     validation_data: tf.data.Dataset | None,
     *,
     steps: int = MEASURED_STEPS,
+    warmup: int = WARMUP_STEPS,
 ) -> StepTiming:
-    """Train `model` (compiled; it is changed: pass a throw-away copy) for `1 + steps` batches.
+    """Train `model` (compiled; it is changed: pass a throw-away copy) for
+    `1 + warmup + steps` batches: the first traces the graph, the `warmup` after it are not
+    timed (fewer when the data is short), the rest give the step time.
 
     Raises:
         ConfigError: the training data has fewer than 2 batches.
     """
     clock = _BatchClock()
     start = time.perf_counter()
-    model.fit(train_data.take(1 + steps), epochs=1, verbose=0, callbacks=[clock])
+    model.fit(train_data.take(1 + warmup + steps), epochs=1, verbose=0, callbacks=[clock])
     ends = [start, *clock.ends]
     if len(ends) < 3:
         raise ConfigError(
@@ -128,7 +135,9 @@ def measure_steps(
             f"has only {len(ends) - 1} batch(es). Fix: use more images or a smaller --batch-size."
         )
     trace = ends[1] - ends[0]
-    step = (ends[-1] - ends[1]) / (len(ends) - 2)
+    # Skip the warm-up batches only when enough batches are left to time.
+    first = 1 + min(warmup, max(len(ends) - 3 - steps // 2, 0))
+    step = (ends[-1] - ends[first]) / (len(ends) - 1 - first)
     per_image = 0.0
     if validation_data is not None:
         batches = validation_data.take(VALIDATION_STEPS).cache()

@@ -57,6 +57,37 @@ class _SlowBatches(tf.keras.callbacks.Callback):
         time.sleep(self.seconds)
 
 
+class _FakeClock:
+    """`time` for the budget module only: each call to perf_counter is the next given time."""
+
+    def __init__(self, times: list[float]):
+        self.times = iter(times)
+
+    def perf_counter(self) -> float:
+        return next(self.times)
+
+
+@pytest.mark.parametrize(
+    ("batches", "expected_step"),
+    [
+        # 1 tracing (10 s), 4 slow warm-up steps (2 s), 12 steady ones (1 s): only these count
+        (17, 1.0),
+        # short data: 3 batches leave no warm-up to skip, both steps are timed
+        (3, 2.0),
+    ],
+)
+def test_step_time_leaves_out_tracing_and_warm_up(monkeypatch, batches, expected_step):
+    warm = [2.0] * min(budget.WARMUP_STEPS, batches - 1)
+    steps = [10.0, *warm, *[1.0] * (batches - 1 - len(warm))]
+    monkeypatch.setattr(budget, "time", _FakeClock(list(np.cumsum([0.0, *steps]))))
+    model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((batches, 2)), np.zeros(batches))).batch(1)
+    timing = budget.measure_steps(model, data, None)
+    assert timing.trace_seconds == pytest.approx(10.0)
+    assert timing.step_seconds == pytest.approx(expected_step)
+
+
 def test_stop_at_deadline_ends_training_at_the_first_batch_past_it():
     model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2)])
     model.compile("sgd", "mse")
