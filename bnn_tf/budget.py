@@ -245,7 +245,9 @@ class StopAtDeadline(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
         self._longest = max(self._longest, now - self._epoch_start)
-        if now + self._longest > self.deadline:
+        # After the planned last epoch nothing is cut short: `stopped` would say otherwise.
+        last = epoch + 1 >= (self.params or {}).get("epochs", epoch + 2)
+        if not last and now + self._longest > self.deadline:
             self._stop()
 
 
