@@ -135,9 +135,10 @@ def measure_steps(
             f"has only {len(ends) - 1} batch(es). Fix: use more images or a smaller --batch-size."
         )
     trace = ends[1] - ends[0]
-    # Skip the warm-up batches only when enough batches are left to time.
-    first = 1 + min(warmup, max(len(ends) - 3 - steps // 2, 0))
-    step = (ends[-1] - ends[first]) / (len(ends) - 1 - first)
+    after_trace = len(ends) - 2
+    # Short data: skip fewer warm-up batches so that at least half of `steps` (+1) are timed.
+    skip = min(warmup, max(after_trace - (steps // 2 + 1), 0))
+    step = (ends[-1] - ends[1 + skip]) / (after_trace - skip)
     per_image = 0.0
     if validation_data is not None:
         batches = validation_data.take(VALIDATION_STEPS).cache()
@@ -246,7 +247,8 @@ class StopAtDeadline(tf.keras.callbacks.Callback):
         now = time.perf_counter()
         self._longest = max(self._longest, now - self._epoch_start)
         # After the planned last epoch nothing is cut short: `stopped` would say otherwise.
-        last = epoch + 1 >= (self.params or {}).get("epochs", epoch + 2)
+        planned = (self.params or {}).get("epochs")
+        last = planned is not None and epoch + 1 >= planned
         if not last and now + self._longest > self.deadline:
             self._stop()
 
