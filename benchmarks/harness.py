@@ -391,6 +391,47 @@ def fashion_mnist(*, limit_train: int | None = None, limit_test: int | None = No
     )
 
 
+def train_arms(
+    models: Sequence[str],
+    seeds: Sequence[int],
+    arms: Sequence[str],
+    config_for: Callable[[str, int, str], Any],
+    *,
+    work: str,
+    splits: Any,
+    label: str = "arm",
+    extra: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """One `bnn_tf.experiment.train` run per model × seed × arm, a result row each.
+
+    `config_for(model, seed, arm)` gives the run's `TrainConfig`; the arms run
+    interleaved per seed, so load changes hit every arm alike. Runs live under
+    `work/<model>_<arm>_s<seed>` and resume when interrupted. A row has the
+    run (`model/arm`), `label: arm`, the seed, test and validation accuracy,
+    the training seconds, and `extra(summary)`.
+    """
+    from bnn_tf import experiment
+
+    rows = []
+    for model in models:
+        for seed in seeds:
+            for arm in arms:
+                summary = experiment.train(
+                    config_for(model, seed, arm), f"{work}/{model}_{arm}_s{seed}",
+                    splits=splits, verbose=2,
+                )  # fmt: skip
+                rows.append({
+                    "run": f"{model}/{arm}", "model": model, label: arm, "seed": seed,
+                    "test_accuracy": round(summary["test_accuracy"], 4),
+                    "validation_accuracy": summary["validation_accuracy"],
+                    "seconds": summary["seconds_total"],
+                    **(extra(summary) if extra else {}),
+                })  # fmt: skip
+                print(f"{model} {arm} seed {seed}: {summary['test_accuracy']:.4f} "
+                      f"({summary['seconds_total']:.0f} s)", flush=True)  # fmt: skip
+    return rows
+
+
 # --- timers ------------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ import harness
 import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
-from bnn_tf import experiment, training
+from bnn_tf import training
 
 BENCHMARK = harness.Benchmark(
     name="optimizer_choice",
@@ -52,27 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     record = harness.Recorder(BENCHMARK, argv, args.results_dir)
     splits = harness.fashion_mnist(limit_test=args.limit_test)
-    rows = []
     # The Bop arm's Adam (non-binary weights) keeps the `bnn-tf train` default.
     bop_adam_rate = training.TrainConfig.learning_rate
-    for model in args.models:
-        for seed in args.seeds:
-            for arm in ARMS:  # interleaved per seed: load changes hit both arms alike
-                config = training.TrainConfig(
-                    model, epochs=args.epochs, batch_size=args.batch_size,
-                    limit_train=args.limit_train, seed=seed, optimizer=arm,
-                    learning_rate=args.adam_learning_rate if arm == "adam" else bop_adam_rate,
-                )  # fmt: skip
-                summary = experiment.train(
-                    config, f"{args.work}/{model}_{arm}_s{seed}", splits=splits, verbose=2
-                )
-                rows.append({
-                    "run": f"{model}/{arm}", "model": model, "arm": arm, "seed": seed,
-                    "test_accuracy": round(summary["test_accuracy"], 4),
-                    "seconds": summary["seconds_total"],
-                    "optimizer": summary["optimizer_choice"],
-                })  # fmt: skip
-                print(f"{model} {arm} seed {seed}: {summary['test_accuracy']:.4f}", flush=True)
+
+    def config_for(model: str, seed: int, arm: str) -> training.TrainConfig:
+        return training.TrainConfig(
+            model, epochs=args.epochs, batch_size=args.batch_size,
+            limit_train=args.limit_train, seed=seed, optimizer=arm,
+            learning_rate=args.adam_learning_rate if arm == "adam" else bop_adam_rate,
+        )  # fmt: skip
+
+    rows = harness.train_arms(
+        args.models, args.seeds, ARMS, config_for, work=args.work, splits=splits,
+        extra=lambda summary: {"optimizer": summary["optimizer_choice"]},
+    )  # fmt: skip
     means = {
         run: statistics.mean(r["test_accuracy"] for r in rs)
         for run, rs in harness.group_by(rows, "run").items()
