@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     harness.data_options(parser, limit_train=None, limit_test=None)
     args = parser.parse_args(argv)
+    # Created first: it notes the load average before the run and times the whole run.
+    record = harness.Recorder(BENCHMARK, argv, args.results_dir)
     start = time.perf_counter()
 
     splits = harness.fashion_mnist(limit_train=args.limit_train, limit_test=args.limit_test)
@@ -152,7 +154,6 @@ def main(argv: list[str] | None = None) -> int:
     _, final = model.evaluate(x_test, y_test, batch_size=512, verbose=0)
     took = time.perf_counter() - start
 
-    record = harness.Recorder(BENCHMARK, argv, args.results_dir)
     ours = _compared(args.compare, float(final)) if args.compare else None
     body = {
         "conditions": args.conditions or "see load_average; the run's own log is in the history",
