@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     harness.bars(left, list(means), {"test accuracy (mean over seeds)": list(means.values())})
     left.set_ylim(min(means.values()) - 0.02, max(means.values()) + 0.01)
     harness.bars(right, list(seconds), {"seconds of training (mean)": list(seconds.values())})
+    left.set_title("test accuracy (mean over seeds)")
+    right.set_title("seconds of training (mean over seeds)")
     fig.suptitle(f"precision at equal epochs: {args.limit_train} images × {args.epochs} epochs")
     record.write_png(args.name, fig)
     return 0

@@ -249,7 +249,11 @@ def train(
         tf.keras.utils.set_random_seed(config.seed)
         return precision.with_precision(zoo.build(config.model, **shape, **kwargs), low)
 
-    low = precision.check_precision(config.precision)
+    if config.precision is None:
+        low = precision.default_precision()
+        log(precision.describe_default(low))
+    else:
+        low = precision.check_precision(config.precision)
     slow = precision.emulation_warning(low)
     if slow:
         log(slow)

@@ -3,11 +3,11 @@
 A binary convolution multiplies ±1 activations by ±1 (or ±α) weights. ±1 is
 exact in bfloat16 and oneDNN accumulates a bfloat16 convolution in float32,
 so on a CPU with AVX512-BF16 a binary model's convolutions run about twice as
-fast in bfloat16 while computing the same sums (benchmarks/precision.py
-measures the step time and the forward agreement). Keras' `mixed_bfloat16`
-policy keeps every variable in float32 (Bop and Adam update float32 weights)
-and computes in bfloat16; the model's outputs stay in float32 so the loss
-and its gradient are computed at full precision.
+fast in bfloat16 while computing the same sums (tests/test_precision.py checks
+the sums; benchmarks/precision_choice.py measures time and accuracy at equal
+epochs). Keras' `mixed_bfloat16` policy keeps every variable in float32 (Bop
+and Adam update float32 weights) and computes in bfloat16; the model's outputs
+stay in float32 so the loss and its gradient are computed at full precision.
 
 Exactness has one limit: a convolution's output is rounded to bfloat16, which
 holds integers exactly up to 256 (even ones up to 512). A binary convolution
@@ -79,6 +79,31 @@ def native_bfloat16(cpuinfo: str | None = None) -> bool | None:
     if not flags:
         return None
     return bool(flags & _BF16_FLAGS)
+
+
+def default_precision(native: bool | None = None) -> str:
+    """The precision a training run takes when none is given.
+
+    `binary_bfloat16` on a CPU with native bfloat16 (`native`, read from
+    `/proc/cpuinfo` when None): the binary convolutions' ±1 sums are exact up
+    to 256 terms, the step is faster (meliusnet_small 1.4× on a 2-core EPYC)
+    and equal-epoch training loses no accuracy within seed noise
+    (benchmarks/results/precision_choice.json). `float32` elsewhere, where
+    bfloat16 would be emulated and slower.
+    """
+    if native is None:
+        native = native_bfloat16()
+    return BINARY_BFLOAT16 if native else FLOAT32
+
+
+def describe_default(resolved: str) -> str:
+    """The log line saying which precision a run without `--precision` took, and why."""
+    if resolved == FLOAT32:
+        return "precision: float32 (no native bfloat16 found on this CPU)"
+    return (
+        f"precision: {resolved} (this CPU computes bfloat16 natively: the binary convolutions "
+        "run in bfloat16, the model is saved in float32; --precision float32 turns it off)"
+    )
 
 
 def emulation_warning(precision: str | None) -> str | None:
@@ -239,6 +264,9 @@ __all__ = [
     "PRECISIONS",
     "binary_convolutions",
     "check_precision",
+    "default_precision",
+    "describe_default",
+    "native_bfloat16",
     "model_precision",
     "policy_scope",
     "to_float32",

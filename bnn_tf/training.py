@@ -312,14 +312,15 @@ class TrainConfig:
         ),
     )
 
-    # None (float32) keeps run.json of older runs comparable (see check_resume).
+    # None (chosen per CPU at run time) keeps run.json of older runs comparable (check_resume).
     precision: str | None = field(
         default=None,
         metadata=_help(
             "what computes in bfloat16 while training (variables stay float32; the saved "
-            "model computes in float32): float32 (default, nothing), binary_bfloat16 (the "
-            "binary convolutions: ±1 is exact in bfloat16), mixed_bfloat16 (every layer "
-            "but the outputs); bnn_tf.precision, docs/training.md",
+            "model computes in float32): float32 (nothing), binary_bfloat16 (the binary "
+            "convolutions: ±1 is exact in bfloat16), mixed_bfloat16 (every layer but the "
+            "outputs); default: binary_bfloat16 on a CPU with native bfloat16, float32 "
+            "elsewhere; bnn_tf.precision, docs/training.md",
             choices=PRECISIONS,
         ),
     )

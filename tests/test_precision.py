@@ -148,14 +148,18 @@ def test_a_bfloat16_model_converts_as_its_float32_copy(fmnist_small):
     assert "default" in result.kernels
 
 
+def _small_splits(fmnist) -> data.Splits:
+    return data.Splits(
+        fmnist.x_train[:512], fmnist.y_train[:512], fmnist.x_test[:256], fmnist.y_test[:256],
+        source=fmnist.source, name=fmnist.name, class_names=fmnist.class_names,
+    )  # fmt: skip
+
+
 def test_a_run_trains_in_bfloat16_and_saves_float32(tmp_path, fmnist):
     config = training.TrainConfig(
         model="bnn_small", epochs=1, limit_train=512, precision=precision.BINARY_BFLOAT16
     )
-    splits = data.Splits(
-        fmnist.x_train[:512], fmnist.y_train[:512], fmnist.x_test[:256], fmnist.y_test[:256],
-        source=fmnist.source, name=fmnist.name, class_names=fmnist.class_names,
-    )  # fmt: skip
+    splits = _small_splits(fmnist)
     summary = experiment.train(config, tmp_path / "run", splits=splits, verbose=0, log=lambda _: 0)
     assert summary["precision"] == precision.BINARY_BFLOAT16
     with zipfile.ZipFile(tmp_path / "run" / training.MODEL_FILE) as saved:
@@ -191,3 +195,35 @@ def test_bfloat16_on_an_emulating_cpu_warns_with_the_fix(monkeypatch):
     assert precision.emulation_warning("float32") is None
     monkeypatch.setattr(precision, "native_bfloat16", lambda cpuinfo=None: True)
     assert precision.emulation_warning("mixed_bfloat16") is None
+
+
+@pytest.mark.parametrize(
+    ("native", "expected"),
+    [(True, precision.BINARY_BFLOAT16), (False, precision.FLOAT32), (None, precision.FLOAT32)],
+)
+def test_the_default_precision_follows_the_cpu(monkeypatch, native, expected):
+    # None (the CPU cannot tell) is what native_bfloat16 returns; default_precision(None) reads it.
+    monkeypatch.setattr(precision, "native_bfloat16", lambda cpuinfo=None: native)
+    assert precision.default_precision() == expected
+    if native is not None:
+        assert precision.default_precision(native) == expected
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_run_without_precision_takes_the_cpus_default_and_says_so(
+    tmp_path, fmnist, monkeypatch, native
+):
+    monkeypatch.setattr(precision, "native_bfloat16", lambda cpuinfo=None: native)
+    config = training.TrainConfig(model="bnn_small", epochs=1, limit_train=512)
+    lines: list[str] = []
+    summary = experiment.train(
+        config, tmp_path / "run", splits=_small_splits(fmnist), verbose=0, log=lines.append
+    )
+    expected = precision.BINARY_BFLOAT16 if native else precision.FLOAT32
+    assert summary["precision"] == expected
+    said = [line for line in lines if line.startswith("precision: ")]
+    assert said and said[0].startswith(f"precision: {expected} ")
+    assert not any("emulates" in line for line in lines)
+    # What is saved computes in float32 either way.
+    with zipfile.ZipFile(tmp_path / "run" / training.MODEL_FILE) as saved:
+        assert "bfloat16" not in saved.read("config.json").decode()
