@@ -250,13 +250,14 @@ def train(
         return precision.with_precision(zoo.build(config.model, **shape, **kwargs), low)
 
     if config.precision is None:
+        # bfloat16 is only chosen where it is native, so there is nothing to warn about.
         low = precision.default_precision()
         log(precision.describe_default(low))
     else:
         low = precision.check_precision(config.precision)
-    slow = precision.emulation_warning(low)
-    if slow:
-        log(slow)
+        slow = precision.emulation_warning(low)
+        if slow:
+            log(slow)
 
     # Built now to see what Bop would train; a flat run trains this very model.
     first = [build()]
