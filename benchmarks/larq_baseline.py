@@ -8,8 +8,10 @@ float32, no augmentation, no Bop. Nothing else from bnn-tf trains it: the
 library only loads the same data (Fashion-MNIST scaled to [-1, 1], the same
 seeded 54 000 / 6 000 train/validation split as `bnn-tf train`) and, to give
 both sides the same compute, plans the epochs from the budget with
-`bnn_tf.budget` (step time measured on a throw-away copy; the run stops at the
-budget if it is slower than planned).
+`bnn_tf.budget` (step time measured on a throw-away copy; after each epoch the
+plan and the cosine are re-planned to what still fits, as `bnn-tf train
+--time-budget` does, unless `--no-replan`; the run stops at the budget if it
+is slower than planned).
 
     .venv/bin/python benchmarks/larq_baseline.py --minutes 60 --seed 0 \\
         --name larq_baseline_60min
@@ -109,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         "so the baseline gets the same compute as `bnn-tf train`)",
     )  # fmt: skip
     parser.add_argument(
+        "--no-replan", action="store_true",
+        help="keep the first plan (as the runs before re-planning existed did)",
+    )  # fmt: skip
+    parser.add_argument(
         "--conditions", default=None,
         help="what else ran on the machine during the run (recorded as-is)",
     )  # fmt: skip
@@ -148,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     model = build()
     _compile(model, plan.epochs * steps, args.learning_rate)
     history = _History((x_test, y_test) if args.test_every_epoch else None)
-    stopper = budget.StopAtDeadline(start + 60 * args.minutes - plan.final_seconds)
+    stretch = None if args.no_replan else budget.Stretch(plan.epochs, plan.epochs)
+    stopper = budget.StopAtDeadline(start + 60 * args.minutes - plan.final_seconds, stretch=stretch)
     model.fit(train_ds, validation_data=val_ds, epochs=plan.epochs, verbose=2,
               callbacks=[history, stopper])  # fmt: skip
     _, final = model.evaluate(x_test, y_test, batch_size=512, verbose=0)
@@ -166,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "budget_minutes": args.minutes,
         "plan": plan.to_dict(),
         "stopped_at_deadline": stopper.stopped,
+        "replans": None if args.no_replan else stopper.replans,
         "actual_minutes": round(took / 60, 2),
         "train_images": len(train),
         "validation_images": len(val),

@@ -28,7 +28,7 @@ import harness
 import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
-from bnn_tf import training
+from bnn_tf import optimizers, training
 
 BENCHMARK = harness.Benchmark(
     name="optimizer_choice",
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     record = harness.Recorder(BENCHMARK, argv, args.results_dir)
     splits = harness.fashion_mnist(limit_test=args.limit_test)
     # The Bop arm's Adam (non-binary weights) keeps the `bnn-tf train` default.
-    bop_adam_rate = training.TrainConfig.learning_rate
+    bop_adam_rate = optimizers.BopAdamConfig.learning_rate
 
     def config_for(model: str, seed: int, arm: str) -> training.TrainConfig:
         return training.TrainConfig(

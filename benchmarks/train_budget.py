@@ -11,6 +11,17 @@ written; an unfinished one resumes.
     .venv/bin/python benchmarks/train_budget.py --model recu_resnet20 --epochs 22 \\
         --seed 0 --run-dir runs/recu60_s0 --name recu_60min_s0 --budget-minutes 60 --goal 0.92
 
+With `--verify`, the trained `model.keras` is then converted as `bnn-tf convert
+--strict` converts it (next to it, `model.tflite`) and checked as `bnn-tf verify
+--kernel default` checks it, on the same test images: the record gets a
+`conversion` section (binary layers, how many run on `LceBconv2d`, float
+fallbacks, the kernels that run the model, Keras↔TFLite top-1 agreement and both
+accuracies) and `conversion_goal_met` (every binary layer on `LceBconv2d`, the
+default kernel runs it, agreement ≥ 99.9 %). On a run that had already finished,
+with its record already written, only that section is added: the record keeps the
+timed run's header (date, command, load, elapsed), and `conversion.recorded`
+says when and by which command the check ran.
+
 Writes `benchmarks/results/<name>.json` and `<name>.png` (validation accuracy
 per epoch over cumulative training minutes, the final test accuracy, the goal
 and the budget). The accuracy that counts is the test accuracy after the LAST
@@ -22,6 +33,7 @@ an otherwise idle machine: the wall time is the point.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import shutil
 import sys
@@ -32,7 +44,10 @@ import harness
 import bnn_tf  # noqa: F401  selects tf_keras before TensorFlow loads
 
 # isort: split
-from bnn_tf import experiment, optimizers, precision, training
+from bnn_tf import atomic, converters, data, experiment, optimizers, precision, training
+
+# Keras↔TFLite top-1 agreement the conversion check asks for (issue 22's goal).
+MIN_AGREEMENT = 0.999
 
 BENCHMARK = harness.Benchmark(
     name="train_budget",
@@ -49,6 +64,11 @@ BENCHMARK = harness.Benchmark(
             "--seed", "0", "--run-dir", "runs/b60_melius_bf16_s0", "--name", "budget_60min",
             "--goal", "0.92", "--fresh",
         ],
+        "budget_120min_s0": [
+            "--model", "meliusnet_small", "--augment", "--precision", "float32",
+            "--time-budget", "120", "--epochs", "8", "--seed", "0", "--run-dir", "runs/b120_s0",
+            "--name", "budget_120min_s0", "--goal", "0.93", "--verify",
+        ],
         "recu_60min": [
             "--model", "recu_resnet20", "--model-kwargs", '{"width_multiplier": 2}',
             "--bop-gamma-schedule", "cosine", "--epochs", "11", "--seed", "0",
@@ -58,7 +78,7 @@ BENCHMARK = harness.Benchmark(
     },
     smoke_args=["--model", "bnn_small", "--epochs", "1", "--limit-train", "256",
                 "--limit-test", "256", "--run-dir", "{tmp}/run", "--name", "train_budget_smoke",
-                "--budget-minutes", "5", "--goal", "0.5"],
+                "--budget-minutes", "5", "--goal", "0.5", "--verify"],
 )  # fmt: skip
 
 
@@ -89,6 +109,70 @@ def _plot(record: harness.Recorder, name: str, body: dict) -> None:
     record.write_png(name, fig)
 
 
+def conversion_check(run: Path, *, limit_test: int | None) -> dict:
+    """Convert `run/model.keras` like `bnn-tf convert --strict` and compare it like
+    `bnn-tf verify --kernel default`, on the run's own test images."""
+    original = converters.load_keras_model(run / "model.keras")
+    model = converters.rewrite_binary_dense(original)
+    result = converters.convert_to_file(model, run / "model.tflite")
+    report = converters.conversion_report(model, result.path.read_bytes())
+    images, how = data.for_model(tuple(model.input_shape), model_path=run / "model.keras")
+    if images is None:
+        raise SystemExit(f"--verify: no test images for {run / 'model.keras'}: {how}")
+    x, y = images.arrays("test", limit_test)
+    check = converters.verify(original, result.path, x, y, kernel="default")
+    binary = converters.binary_conv_layers(model)
+    on_lce = len(binary) - len(report.fallbacks)
+    return {
+        "tflite": str(result.path),
+        "size_bytes": report.size_bytes,
+        "binary_layers": len(binary),
+        "on_lce_bconv2d": on_lce,
+        "lce_bconv2d_ops": report.op_counts.get("LceBconv2d", 0),
+        "fallbacks": [row.name for row in report.fallbacks],
+        "kernels": list(report.kernels),
+        "float_ops": report.float_ops,
+        "test_images": check.num_images,
+        "data": how,
+        "kernel": check.kernel,
+        "top1_agreement": check.top1_agreement,
+        "differ": len(check.mismatches),
+        "max_abs_logit_diff": check.max_abs_logit_diff,
+        "keras_accuracy": check.keras_accuracy,
+        "tflite_accuracy": check.tflite_accuracy,
+        "other_kernels": check.other_kernels,
+        "goal": f"all {len(binary)} binary layers on LceBconv2d, runs on the default kernel, "
+        f"agreement >= {MIN_AGREEMENT:.1%}",
+    }
+
+
+def _conversion_goal_met(conversion: dict) -> bool:
+    return (
+        conversion["on_lce_bconv2d"] == conversion["binary_layers"] > 0
+        and "default" in conversion["kernels"]
+        and conversion["top1_agreement"] >= MIN_AGREEMENT
+    )
+
+
+def _conversion_line(c: dict) -> str:
+    return (
+        f"conversion: {c['on_lce_bconv2d']}/{c['binary_layers']} binary layers on LceBconv2d, "
+        f"kernels {', '.join(c['kernels']) or 'none'}; {c['kernel']} kernel: agreement "
+        f"{c['top1_agreement']:.4%} on {c['test_images']} images, TFLite {c['tflite_accuracy']:.4f}"
+    )
+
+
+def _recorded_run(record: harness.Recorder, name: str, config: dict, finished_before: bool):
+    """The record an earlier invocation wrote for this same, already finished run (or None)."""
+    path = record.path(name)
+    if not (finished_before and path.exists()):
+        return None
+    previous = json.loads(path.read_text())
+    # Compared as JSON (tuples became lists when it was written).
+    saved = training.saved_config(previous.get("config", {}))
+    return previous if saved == json.loads(json.dumps(config)) else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = harness.argument_parser(BENCHMARK, __doc__)
     parser.add_argument("--model", required=True)
@@ -102,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         default={},
         help="factory options as JSON, e.g. '{\"width_multiplier\": 2}'",
     )
-    parser.add_argument("--learning-rate", type=float, default=training.TrainConfig.learning_rate)
+    parser.add_argument("--learning-rate", type=float, default=None, help="as `bnn-tf train`")
     parser.add_argument(
         "--bop-gamma-schedule", choices=training.GAMMA_SCHEDULES, default="constant"
     )
@@ -141,6 +225,18 @@ def main(argv: list[str] | None = None) -> int:
         "are only comparable on an idle machine)",
     )
     parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="then convert model.keras (strict) and check it on LCE's default kernel on the "
+        "test images (added to an already written record of a finished run)",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="then convert model.keras (strict) and check it on LCE's default kernel on the "
+        "test images (added to an already written record of a finished run)",
+    )
+    parser.add_argument(
         "--fresh", action="store_true", help="delete --run-dir first (a timed run from scratch)"
     )
     args = parser.parse_args(argv)
@@ -154,8 +250,23 @@ def main(argv: list[str] | None = None) -> int:
     config = training.TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
     record = harness.Recorder(BENCHMARK, argv, args.results_dir)
     splits = harness.fashion_mnist(limit_test=args.limit_test)
-    summary = experiment.train(config, args.run_dir, splits=splits, verbose=2)
     run = Path(args.run_dir)
+    finished_before = (run / "train_summary.json").exists()
+    summary = experiment.train(config, args.run_dir, splits=splits, verbose=2)
+    previous = _recorded_run(record, args.name, config.to_dict(), finished_before)
+    if args.verify and previous is not None:
+        conversion = conversion_check(run, limit_test=args.limit_test)
+        conversion["recorded"] = {
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": record.command,
+            "git_commit": harness.git_commit(),
+            "load_average": harness.load_average(),
+        }
+        updated = {**previous, "conversion": conversion,
+                   "conversion_goal_met": _conversion_goal_met(conversion)}  # fmt: skip
+        atomic.write_json(record.path(args.name), updated)
+        print(_conversion_line(conversion))
+        return 0
     history = json.loads((run / training.HISTORY_FILE).read_text())
     train_seconds = sum(r["seconds"] for r in history)
     final = summary["test_accuracy"]
@@ -188,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             "train_minutes sums the epochs (validation included), not model building or data loading."
         ),
     }
+    if args.verify:
+        body["conversion"] = conversion_check(run, limit_test=args.limit_test)
+        body["conversion_goal_met"] = _conversion_goal_met(body["conversion"])
+        print(_conversion_line(body["conversion"]))
     record.write_json(args.name, body)
     _plot(record, args.name, body)
     print(

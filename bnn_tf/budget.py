@@ -16,15 +16,24 @@ for the planned length and ends at the budget:
    `margin` (5 %) for what the measurement misses. A distilled step is
    counted as a student step plus half a teacher step (the teacher's forward
    pass only); this is an estimate, and step 3 holds the budget regardless.
-3. **Stop.** `StopAtDeadline` ends training at the first batch past the
+3. **Re-plan.** A single-stage run checks the plan after every epoch: when
+   the epochs take longer (or less) than measured, it changes the number of
+   epochs to what now fits before the deadline (never more than the first
+   plan), and its schedules end there: the optimizer's (learning rate, Bop γ
+   and τ) and the methods' epoch schedules (ReCU's τ, EDE, expansion) follow a
+   `Stretch` that maps each step to where the schedules built for the first
+   plan stand, continuously, compressed from that epoch on. Recipes with
+   several stages keep their first plan.
+4. **Stop.** `StopAtDeadline` ends training at the first batch past the
    deadline (the budget minus the final evaluation and saving), and at an
    epoch's end when the next epoch, as long as the longest so far, would
    pass it. The model, history and summary are written as for a finished
    run, so the budget holds even when the plan was optimistic (a busy
    machine, a slow first epoch).
 
-The plan is written into `run.json`; a resumed run keeps it and its deadline
-counts the epochs already trained (their `seconds` in each `history.json`).
+The plan is written into `run.json`, and every re-plan too; a resumed run
+keeps them and its deadline counts the epochs already trained (their
+`seconds` in each `history.json`).
 """
 
 from __future__ import annotations
@@ -215,26 +224,143 @@ def final_evaluation_seconds(timing: StepTiming, test_images: int) -> float:
     return 2 * test_images * timing.evaluation_seconds_per_image
 
 
+@dataclass
+class Stretch:
+    """Where schedules built for `epochs` epochs stand at epoch `t` of a re-planned run.
+
+    `stretch(t) = value + (t − anchor)·rate`, in epochs (fractions within an
+    epoch). It starts as the identity; `replan(at, planned)` keeps the value at
+    epoch `at` and compresses (or extends) the rest so that epoch `planned`
+    maps to `epochs`: the schedules end with the new plan and do not jump.
+    """
+
+    epochs: int
+    planned: int
+    anchor: float = 0.0
+    value: float = 0.0
+    rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        self._variables: tuple[tf.Variable, ...] | None = None
+
+    def __call__(self, t: float) -> float:
+        return self.value + (float(t) - self.anchor) * self.rate
+
+    def replan(self, at: int, planned: int) -> None:
+        if not at < planned <= self.epochs:
+            raise ValueError(f"cannot re-plan to {planned} epochs at epoch {at} of {self.epochs}")
+        value = self(at)
+        self.anchor, self.value, self.planned = float(at), value, planned
+        self.rate = (self.epochs - value) / (planned - at)
+        if self._variables is not None:
+            for var, v in zip(self._variables, (self.anchor, self.value, self.rate), strict=True):
+                var.assign(v)
+
+    def variables(self) -> tuple[tf.Variable, ...]:
+        """(anchor, value, rate) as variables, which a traced training step reads every step."""
+        if self._variables is None:
+            self._variables = tuple(
+                tf.Variable(v, trainable=False, dtype=tf.float32, name=f"stretch_{n}")
+                for n, v in (("anchor", self.anchor), ("value", self.value), ("rate", self.rate))
+            )
+        return self._variables
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("epochs", "planned", "anchor", "value", "rate")}
+
+
+class StretchedSchedule(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule` evaluated at the step where a `Stretch` says the first plan stands.
+
+    Only while a re-planning run trains: `StopAtDeadline` puts the original back
+    at the end, so a saved optimizer holds the built-in Keras schedule.
+    """
+
+    def __init__(self, schedule, stretch: Stretch, steps_per_epoch: int) -> None:
+        self.schedule = schedule
+        self.stretch = stretch
+        self.steps_per_epoch = float(steps_per_epoch)
+
+    def __call__(self, step):
+        anchor, value, rate = self.stretch.variables()
+        epoch = tf.cast(step, tf.float32) / self.steps_per_epoch
+        return self.schedule((value + (epoch - anchor) * rate) * self.steps_per_epoch)
+
+    def get_config(self) -> dict:
+        return self.schedule.get_config()
+
+
+def stretch_schedules(optimizer, stretch: Stretch, steps_per_epoch: int) -> list[tuple]:
+    """Put every schedule of `optimizer` (and of a CaseOptimizer's parts) on `stretch`.
+
+    Returns:
+        `(optimizer, hyper-parameter name, original schedule)` per schedule, to put back.
+    """
+    swapped = []
+    for opt in list(getattr(optimizer, "optimizers", None) or [optimizer]):
+        for name, hyper in list(getattr(opt, "_hyper", {}).items()):
+            if isinstance(hyper, tf.keras.optimizers.schedules.LearningRateSchedule):
+                opt._set_hyper(name, StretchedSchedule(hyper, stretch, steps_per_epoch))
+                swapped.append((opt, name, hyper))
+    return swapped
+
+
 class StopAtDeadline(tf.keras.callbacks.Callback):
-    """Stop training at `deadline` (a `time.perf_counter()` value).
+    """Stop training at `deadline` (a `time.perf_counter()` value), re-planning on the way.
 
     At the first batch that ends past it, or at the end of an epoch when one
     more epoch as long as the longest so far would pass it. `stopped` tells
-    whether it did. The schedules were built for the planned epochs, so they
-    do not reach their end: the plan's margin is there to make this rare, and
-    the summary says when it happened.
+    whether it did: then the schedules did not reach their end.
+
+    With a `stretch`, every epoch's end also re-plans: the epochs that now fit
+    (at the longest epoch so far, not counting the session's first, which traces
+    the graph, once there are others; at most the first plan's `stretch.epochs`)
+    become the plan when they differ from it, the schedules are stretched to
+    end there (`Stretch`), and training ends after that epoch without counting
+    as stopped. `on_replan(record)` is told each change (to save it);
+    `replans` keeps them. `set_epoch_schedules` gives it the methods' epoch
+    schedules (callbacks with an `epoch_clock`).
     """
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(
+        self,
+        deadline: float,
+        *,
+        stretch: Stretch | None = None,
+        on_replan: Callable[[dict], None] | None = None,
+    ) -> None:
         super().__init__()
         self.deadline = deadline
+        self.stretch = stretch
+        self.on_replan = on_replan
         self.stopped = False
+        self.replans: list[dict] = []
         self._epoch_start = 0.0
-        self._longest = 0.0
+        self._durations: list[float] = []
+        self._epoch_schedules: list = []
+        self._swapped: list[tuple] = []
+
+    def set_epoch_schedules(self, callbacks) -> None:
+        self._epoch_schedules = [cb for cb in callbacks if hasattr(cb, "epoch_clock")]
 
     def _stop(self) -> None:
         self.stopped = True
         self.model.stop_training = True
+
+    def on_train_begin(self, logs=None):
+        if self.stretch is None:
+            return
+        steps = (self.params or {}).get("steps")
+        if not steps:
+            raise ValueError("re-planning needs the steps per epoch (data of known length)")
+        for cb in self._epoch_schedules:
+            cb.epoch_clock = self.stretch
+        self._swapped = stretch_schedules(self.model.optimizer, self.stretch, steps)
+
+    def on_train_end(self, logs=None):
+        for opt, name, original in self._swapped:
+            opt._set_hyper(name, original)
+        self._swapped = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
@@ -243,14 +369,44 @@ class StopAtDeadline(tf.keras.callbacks.Callback):
         if time.perf_counter() >= self.deadline:
             self._stop()
 
+    @property
+    def _longest(self) -> float:
+        # The first epoch of a session also traces the graph: once others ran, they count.
+        return max(self._durations[1:] or self._durations)
+
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
-        self._longest = max(self._longest, now - self._epoch_start)
+        self._durations.append(now - self._epoch_start)
+        done = epoch + 1
+        if self.stretch is not None:
+            fits = done + math.floor(max(self.deadline - now, 0.0) / self._longest)
+            target = min(fits, self.stretch.epochs)
+            # Not once the plan's end is reached: the schedules are at their end values.
+            if done < self.stretch.planned and target != self.stretch.planned and target > done:
+                self._replan(done, target)
+            planned = self.stretch.planned
+        else:
+            planned = (self.params or {}).get("epochs")
         # After the planned last epoch nothing is cut short: `stopped` would say otherwise.
-        planned = (self.params or {}).get("epochs")
-        last = planned is not None and epoch + 1 >= planned
-        if not last and now + self._longest > self.deadline:
+        if planned is not None and done >= planned:
+            self.model.stop_training = True
+        elif now + self._longest > self.deadline:
             self._stop()
+
+    def _replan(self, done: int, target: int) -> None:
+        assert self.stretch is not None
+        before = self.stretch.planned
+        self.stretch.replan(done, target)
+        record = {
+            "after_epoch": done,
+            "from_epochs": before,
+            "epochs": target,
+            "epoch_seconds": round(self._longest, 1),
+            "stretch": self.stretch.to_dict(),
+        }
+        self.replans.append(record)
+        if self.on_replan is not None:
+            self.on_replan(record)
 
 
 def seconds_trained(out_dir: str | Path) -> float:
@@ -278,8 +434,11 @@ __all__ = [
     "Plan",
     "StepTiming",
     "StopAtDeadline",
+    "Stretch",
+    "StretchedSchedule",
     "measure_model",
     "measure_steps",
     "plan",
     "seconds_trained",
+    "stretch_schedules",
 ]

@@ -104,10 +104,10 @@ def choose_optimizer(config: TrainConfig, recipe: recipes.Recipe | None = None) 
     recipe is given; the paper's training the model registers; the library
     default (Bop + Adam with the TrainConfig's τ, γ and learning rate).
 
-    With the paper's training, a TrainConfig value changed from its default
-    (`--learning-rate`, `--bop-threshold`, `--bop-gamma`, `--bop-gamma-schedule`)
-    overrides the paper's; to train with the library's values instead, pass
-    `--optimizer`.
+    With the paper's training, a TrainConfig value that is set (`--learning-rate`,
+    `--bop-threshold`, `--bop-gamma`, `--bop-gamma-schedule`) overrides the
+    paper's, also one equal to the library's default; to train with all of the
+    library's values instead, pass `--optimizer`.
     """
     if config.optimizer is not None:
         return OptimizerChoice(
@@ -123,11 +123,10 @@ def choose_optimizer(config: TrainConfig, recipe: recipes.Recipe | None = None) 
     if paper is None:
         return OptimizerChoice(config.optimizer_config("bop"), FROM_LIBRARY, LIBRARY_WHY)
     base, why = paper
-    defaults = TrainConfig.defaults()
     changed: dict[str, Any] = {}
     for ours, theirs in _OVERRIDES.items():
         value = getattr(config, ours)
-        if value != defaults[ours] and (theirs == "learning_rate" or base.name == "bop"):
+        if value is not None and (theirs == "learning_rate" or base.name == "bop"):
             changed[theirs] = value
     if config.bop_gamma_schedule is not None:
         changed["gamma_schedule"] = optimizers.ScheduleConfig(config.bop_gamma_schedule)
@@ -287,7 +286,7 @@ def train(
         epochs, extra_callbacks = plan.epochs, [stopper]
     extra = {"optimizer": choice.to_dict()}
     if plan is not None:
-        extra["time_budget"] = plan.to_dict()
+        extra["time_budget"] = {**plan.to_dict(), "replans": stopper.replans}
     training.write_run_file(out, config, splits, extra=extra)
     model, record = recipes.run(
         recipe,
@@ -343,10 +342,13 @@ def train(
             **plan.to_dict(),
             "actual_seconds": round(took, 1),
             "stopped_at_deadline": stopper.stopped,
+            "replans": stopper.replans,
+            "epochs_trained": _epochs_trained(out),
         }
         log(
             f"time budget: planned {plan.planned_seconds / 60:.1f} of {plan.minutes:g} min, "
             f"took {took / 60:.1f} min"
+            + (f", re-planned {len(stopper.replans)}×" if stopper.replans else "")
             + ("; stopped at the deadline before the planned epochs" if stopper.stopped else "")
         )
     atomic.write_json(out / training.SUMMARY_FILE, summary)
@@ -378,7 +380,8 @@ def _plan_budget(
         log(f"time budget: resuming with the plan in {out} ({trained / 60:.1f} min trained)")
         before = plan.measure_seconds + trained
         deadline = start + 60 * plan.minutes - before - plan.final_seconds
-        return plan, budget.StopAtDeadline(deadline), before
+        stopper = _budget_stopper(deadline, plan, out, recipe, log, previous.get("replans", []))
+        return plan, stopper, before
 
     log(f"time budget: {config.time_budget:g} min; measuring the step time…")
 
@@ -407,7 +410,42 @@ def _plan_budget(
         distilled_stages=1.0 if recipe.kd else 0.0,
     )
     log(f"time budget: {plan.describe()}")
-    return plan, budget.StopAtDeadline(start + 60 * plan.minutes - plan.final_seconds), 0.0
+    deadline = start + 60 * plan.minutes - plan.final_seconds
+    return plan, _budget_stopper(deadline, plan, out, recipe, log, []), 0.0
+
+
+def _budget_stopper(
+    deadline: float,
+    plan: budget.Plan,
+    out: Path,
+    recipe: recipes.Recipe,
+    log: Callable[[str], None],
+    replans: list[dict],
+) -> budget.StopAtDeadline:
+    """The deadline keeper; a single-stage run re-plans too, saving each change in run.json."""
+    if len(recipe.stages) > 1:
+        return budget.StopAtDeadline(deadline)
+    last = replans[-1]["stretch"] if replans else {"epochs": plan.epochs, "planned": plan.epochs}
+    stopper = budget.StopAtDeadline(deadline, stretch=budget.Stretch(**last))
+    stopper.replans = list(replans)
+
+    def save(record: dict) -> None:
+        run = training.read_run_file(out) or {}
+        run["time_budget"] = {**plan.to_dict(), "replans": stopper.replans}
+        atomic.write_json(out / training.RUN_FILE, run)
+        log(
+            f"time budget: epochs take up to {record['epoch_seconds']:.0f} s (planned "
+            f"{plan.epoch_seconds:.0f} s): {record['epochs']} epochs instead of "
+            f"{record['from_epochs']}, the schedules now end there"
+        )
+
+    stopper.on_replan = save
+    return stopper
+
+
+def _epochs_trained(out: Path) -> int:
+    path = out / training.HISTORY_FILE
+    return len(json.loads(path.read_text())) if path.exists() else 0
 
 
 def _last_validation_accuracy(out: Path) -> float | None:

@@ -43,7 +43,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from bnn_tf import atomic, optimizers, training
+from bnn_tf import atomic, budget, optimizers, training
 from bnn_tf import callbacks as bnn_callbacks
 
 # Kept importable from here (they lived here before bnn_tf.distill) for one release.
@@ -334,13 +334,17 @@ def _train_stage(
     elif done:
         log(f"  resuming stage {name}: {done} of {epochs} epochs already done")
     start = time.perf_counter()
+    standard = bnn_callbacks.standard_callbacks(model, epochs)
+    for callback in extra_callbacks:
+        if isinstance(callback, budget.StopAtDeadline):  # it re-plans the epoch schedules too
+            callback.set_epoch_schedules(standard)
     records = training.fit(
         trainee,
         feed.train,
         epochs=epochs,
         out_dir=stage_dir,
         validation_data=feed.validation,
-        callbacks=[*bnn_callbacks.standard_callbacks(model, epochs), *extra_callbacks],
+        callbacks=[*standard, *extra_callbacks],
         verbose=feed.verbose,
     )
     training.remove_empty_backup(stage_dir)

@@ -260,15 +260,28 @@ class TrainConfig:
     )
     augment: bool = field(default=False, metadata=_help("random flips and 2-pixel shifts"))
     seed: int = field(default=0, metadata=_help("random seed"))
-    bop_threshold: float = field(
-        default=optimizers.BopAdamConfig.threshold, metadata=_help("Bop flip threshold τ")
+    # None: the model's registered (paper's) value, else the library's. A value given
+    # always wins, also one equal to the library's (which the paper's would otherwise replace).
+    bop_threshold: float | None = field(
+        default=None,
+        metadata=_help(
+            "Bop flip threshold τ (default: the model's paper training, else "
+            f"{optimizers.BopAdamConfig.threshold:g})"
+        ),
     )
-    bop_gamma: float = field(
-        default=optimizers.BopAdamConfig.gamma, metadata=_help("Bop adaptivity rate γ")
+    bop_gamma: float | None = field(
+        default=None,
+        metadata=_help(
+            "Bop adaptivity rate γ (default: the model's paper training, else "
+            f"{optimizers.BopAdamConfig.gamma:g})"
+        ),
     )
-    learning_rate: float = field(
-        default=optimizers.BopAdamConfig.learning_rate,
-        metadata=_help("Adam learning rate for non-binary weights, cosine-decayed"),
+    learning_rate: float | None = field(
+        default=None,
+        metadata=_help(
+            "Adam learning rate, cosine-decayed (default: the model's paper training, else "
+            f"{optimizers.BopAdamConfig.learning_rate:g})"
+        ),
     )
     model_kwargs: dict = field(
         default_factory=dict,
@@ -447,13 +460,36 @@ class TrainConfig:
         The Bop threshold/γ apply to `bop` only; `bop2` keeps its own defaults
         (its τ and γ mean something else).
         """
+        library = optimizers.BopAdamConfig
         return optimizers.OptimizerConfig(
             name=name,
-            threshold=self.bop_threshold if name == "bop" else None,
-            gamma=self.bop_gamma if name == "bop" else None,
-            learning_rate=self.learning_rate,
+            threshold=_given(self.bop_threshold, library.threshold) if name == "bop" else None,
+            gamma=_given(self.bop_gamma, library.gamma) if name == "bop" else None,
+            learning_rate=_given(self.learning_rate, library.learning_rate),
             gamma_schedule=optimizers.ScheduleConfig(self.bop_gamma_schedule or "constant"),
         )
+
+
+def _given(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+# run.json of runs before these fields defaulted to None stored the library's value, which
+# then meant "not given" (the paper's value replaced it): read so, they compare equal.
+_LEGACY_DEFAULTS = {
+    "bop_threshold": optimizers.BopAdamConfig.threshold,
+    "bop_gamma": optimizers.BopAdamConfig.gamma,
+    "learning_rate": optimizers.BopAdamConfig.learning_rate,
+}
+
+
+def saved_config(config: dict) -> dict:
+    """A `TrainConfig` dict as saved in a `run.json` (or a record), in today's terms."""
+    out = dict(config)
+    for name, legacy in _LEGACY_DEFAULTS.items():
+        if out.get(name) == legacy:
+            out[name] = None
+    return out
 
 
 # Settings that may change between an interrupted run and its resume.
@@ -472,7 +508,7 @@ def check_resume(out: Path, config: TrainConfig) -> str:
     path = out / RUN_FILE
     if not path.exists():
         return "fresh"
-    previous = json.loads(path.read_text()).get("config", {})
+    previous = saved_config(json.loads(path.read_text()).get("config", {}))
     # Through JSON, as run.json stores it: a tuple field compares equal to its saved list.
     current = json.loads(json.dumps(config.to_dict()))
     finished = (out / SUMMARY_FILE).exists() and (out / MODEL_FILE).exists()

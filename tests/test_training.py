@@ -123,7 +123,7 @@ def test_bop_gamma_schedule_decays_to_zero_and_bad_names_are_refused(tmp_path, f
     experiment.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
     history = json.loads((tmp_path / "history.json").read_text())
     gammas = [r["bop_gamma"] for r in history]
-    assert gammas[0] < training.TrainConfig.bop_gamma, "γ decays within the first epoch"
+    assert gammas[0] < optimizers.BopAdamConfig.gamma, "γ decays within the first epoch"
     assert gammas[-1] == pytest.approx(0.0, abs=1e-9), "cosine ends at 0: no more flips"
     with pytest.raises(ConfigError, match="bop_gamma_schedule must be one of"):
         experiment.train(_config(bop_gamma_schedule="exp"), tmp_path / "bad", splits=fmnist)
@@ -228,6 +228,12 @@ def test_the_papers_optimizer_is_the_default_and_flags_override_it(paper_model):
     tuned = experiment.choose_optimizer(training.TrainConfig(model=paper_model, learning_rate=5e-4))
     assert (tuned.config.name, tuned.config.learning_rate) == ("adam", 5e-4)
     assert "overridden" in tuned.why
+    # Also a value equal to the library's default: given is given.
+    library_rate = optimizers.BopAdamConfig.learning_rate
+    same = experiment.choose_optimizer(
+        training.TrainConfig(model=paper_model, learning_rate=library_rate)
+    )
+    assert same.config.learning_rate == library_rate != 2e-3
     flag = experiment.choose_optimizer(training.TrainConfig(model=paper_model, optimizer="bop"))
     assert (flag.source, flag.config.name) == ("--optimizer", "bop")
     recipe = experiment.choose_optimizer(
@@ -272,6 +278,22 @@ def test_resume_refuses_when_the_default_optimizer_changed(paper_model, tmp_path
     )
     with pytest.raises(ResumeMismatchError, match="optimizer"):
         experiment.train(config, tmp_path, splits=fmnist, verbose=0, log=lambda s: None)
+
+
+def test_an_older_run_json_with_the_library_values_reads_as_not_given(tmp_path):
+    # Before these fields defaulted to None, run.json stored the library's values for them.
+    config = _config(model="bnn_small", epochs=1, limit_train=256)
+    old = {
+        **config.to_dict(),
+        "learning_rate": optimizers.BopAdamConfig.learning_rate,
+        "bop_threshold": optimizers.BopAdamConfig.threshold,
+        "bop_gamma": optimizers.BopAdamConfig.gamma,
+    }
+    (tmp_path / training.RUN_FILE).write_text(json.dumps({"config": old}))
+    assert training.check_resume(tmp_path, config) == "resume"
+    given = dataclasses.replace(config, learning_rate=5e-4)
+    with pytest.raises(ResumeMismatchError, match="learning_rate: None → 0.0005"):
+        training.check_resume(tmp_path, given)
 
 
 def test_a_papers_training_with_unknown_keys_is_a_clear_error(paper_model):

@@ -13,8 +13,17 @@ class EpochSchedule(tf.keras.callbacks.Callback):
     """A callback that sets a method's variables every epoch of a run of `epochs` epochs.
 
     Subclasses take `epochs` as their first argument. `for_run` is how training
-    builds a schedule that a layer or quantizer declares.
+    builds a schedule that a layer or quantizer declares. They read the epoch
+    through `scheduled_epoch`, so a time-budgeted run that re-plans its length
+    (`bnn_tf.budget.Stretch`, set as `epoch_clock`) ends them with the new plan.
     """
+
+    # None, or a callable mapping the run's epoch to the (fractional) epoch of the
+    # schedule as built for `epochs`.
+    epoch_clock = None
+
+    def scheduled_epoch(self, epoch: int) -> float:
+        return epoch if self.epoch_clock is None else self.epoch_clock(epoch)
 
     @classmethod
     def from_config(cls, config: dict):

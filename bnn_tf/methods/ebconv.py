@@ -645,8 +645,12 @@ class ExpertExpansion(tf.keras.callbacks.Callback):
         self.force_single = bool(force_single)
         self.expanded_at: int | None = None
 
+    # Set by a time-budgeted run that re-plans its length (see `EpochSchedule`).
+    epoch_clock = None
+
     def on_epoch_begin(self, epoch, logs=None):
-        if epoch < self.expand_at_epoch:
+        at = epoch if self.epoch_clock is None else self.epoch_clock(epoch)
+        if at < self.expand_at_epoch:
             if self.force_single:
                 set_single_expert(self.model, True)
         elif is_single_expert(self.model):

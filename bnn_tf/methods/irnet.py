@@ -61,7 +61,7 @@ def ede_sign(x: tf.Tensor, t: tf.Tensor | float, k: tf.Tensor | float) -> tf.Ten
 
 
 def ede_parameters(
-    epoch: int, epochs: int, t_min: float = T_MIN, t_max: float = T_MAX
+    epoch: float, epochs: int, t_min: float = T_MIN, t_max: float = T_MAX
 ) -> tuple[float, float]:
     """(t, k) of IR-Net's EDE for `epoch` (0-based) of `epochs`."""
     if epochs < 1:
@@ -178,7 +178,7 @@ class EdeSchedule(EpochSchedule):
             )
 
     def on_epoch_begin(self, epoch, logs=None):
-        t, k = ede_parameters(epoch, self.epochs, self.t_min, self.t_max)
+        t, k = ede_parameters(self.scheduled_epoch(epoch), self.epochs, self.t_min, self.t_max)
         for q in ede_quantizers(self.model):
             q.set_ede(t, k)
         self.history.append((t, k))

@@ -447,7 +447,7 @@ class ReCUConv2D(lq.layers.QuantConv2D):
 
 
 def tau_schedule(
-    epoch: int, epochs: int, tau_min: float = TAU_MIN, tau_max: float = TAU_MAX
+    epoch: float, epochs: int, tau_min: float = TAU_MIN, tau_max: float = TAU_MAX
 ) -> float:
     """ReCU's exponential τ schedule: `A·exp(epoch/epochs) + B`, τ_min at 0, τ_max at `epochs`."""
     if epochs < 1:
@@ -507,7 +507,9 @@ class TauScheduler(EpochSchedule):
             )
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.current = tau_schedule(epoch, self.epochs, self.tau_min, self.tau_max)
+        self.current = tau_schedule(
+            self.scheduled_epoch(epoch), self.epochs, self.tau_min, self.tau_max
+        )
         count = set_tau(self.model, self.current)
         if self.verbose:
             print(

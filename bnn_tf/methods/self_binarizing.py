@@ -32,7 +32,7 @@ BETA_START = 1.0
 BETA_END = 100.0
 
 
-def beta_at(epoch: int, epochs: int, start: float = BETA_START, end: float = BETA_END) -> float:
+def beta_at(epoch: float, epochs: int, start: float = BETA_START, end: float = BETA_END) -> float:
     """β for `epoch` (0-based) of `epochs`: geometric from `start` to `end` (reached at the last)."""
     if epochs < 1:
         raise ConfigError(f"epochs must be ≥ 1 (got {epochs}).")
@@ -86,7 +86,7 @@ class SelfBinarizingSchedule(EpochSchedule):
             )
 
     def on_epoch_begin(self, epoch, logs=None):
-        beta = beta_at(epoch, self.epochs, self.start, self.end)
+        beta = beta_at(self.scheduled_epoch(epoch), self.epochs, self.start, self.end)
         for v in self.scheduled_variables(self.model):
             v.assign(beta)
         self.history.append(beta)
