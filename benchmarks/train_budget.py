@@ -231,12 +231,6 @@ def main(argv: list[str] | None = None) -> int:
         "test images (added to an already written record of a finished run)",
     )
     parser.add_argument(
-        "--verify",
-        action="store_true",
-        help="then convert model.keras (strict) and check it on LCE's default kernel on the "
-        "test images (added to an already written record of a finished run)",
-    )
-    parser.add_argument(
         "--fresh", action="store_true", help="delete --run-dir first (a timed run from scratch)"
     )
     args = parser.parse_args(argv)
@@ -299,12 +293,14 @@ def main(argv: list[str] | None = None) -> int:
             "train_minutes sums the epochs (validation included), not model building or data loading."
         ),
     }
+    # Written before the check, so a failing conversion does not lose the timed run's record.
+    record.write_json(args.name, body)
+    _plot(record, args.name, body)
     if args.verify:
         body["conversion"] = conversion_check(run, limit_test=args.limit_test)
         body["conversion_goal_met"] = _conversion_goal_met(body["conversion"])
         print(_conversion_line(body["conversion"]))
-    record.write_json(args.name, body)
-    _plot(record, args.name, body)
+        record.write_json(args.name, body)
     print(
         f"{args.model}: test accuracy {final:.4f} after {len(history)} epochs, "
         f"{train_seconds / 60:.1f} min"
