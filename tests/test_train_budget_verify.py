@@ -31,12 +31,17 @@ def _script():
     return module
 
 
-def test_verify_is_added_to_a_finished_runs_record(tmp_path):
+def _timed_run(tmp_path):
+    """A tiny timed run recorded without the check: the script, its arguments, the record."""
     script = _script()
-    results, run = tmp_path / "results", tmp_path / "run"
-    common = ["--results-dir", str(results), "--run-dir", str(run), *TINY]
-    assert script.main(common) in (0, 1)
-    path = results / "tiny.json"
+    common = ["--results-dir", str(tmp_path / "results"), "--run-dir", str(tmp_path / "run"), *TINY]
+    assert script.main(common) in (0, 1)  # 1: goal not met, allowed for a tiny run
+    return script, common, tmp_path / "results" / "tiny.json"
+
+
+def test_verify_is_added_to_a_finished_runs_record(tmp_path):
+    script, common, path = _timed_run(tmp_path)
+    run = tmp_path / "run"
     timed = json.loads(path.read_text())
     assert "conversion" not in timed
 
@@ -57,11 +62,7 @@ def test_verify_is_added_to_a_finished_runs_record(tmp_path):
 
 
 def test_a_record_of_another_configuration_is_not_merged_into(tmp_path):
-    script = _script()
-    results, run = tmp_path / "results", tmp_path / "run"
-    common = ["--results-dir", str(results), "--run-dir", str(run), *TINY]
-    assert script.main(common) in (0, 1)
-    path = results / "tiny.json"
+    script, common, path = _timed_run(tmp_path)
     other = json.loads(path.read_text())
     other["config"]["seed"] = 99  # a record written for another run under the same name
     path.write_text(json.dumps(other))
